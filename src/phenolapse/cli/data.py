@@ -1,0 +1,60 @@
+"""``phenolapse ingest``: image folder + plate map -> manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phenolapse.cli._common import fail
+from phenolapse.errors import PhenolapseError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to ``app``."""
+
+    @app.command()
+    def ingest(
+        images_dir: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Manifest Parquet file to write.")],
+        platemap: Annotated[
+            Path | None, typer.Option(help="Plate-map CSV: plate, well, drug, concentration_um, role.")
+        ] = None,
+        time_zero: Annotated[
+            str | None,
+            typer.Option(help="Drug addition: hours of elapsed imaging time, or an ISO date-time."),
+        ] = None,
+        pattern: Annotated[
+            str | None, typer.Option(help="Regular expression with named groups for other file names.")
+        ] = None,
+        skip_bad: Annotated[
+            bool, typer.Option("--skip-bad", help="Leave out unusable files and list them.")
+        ] = False,
+        verify: Annotated[bool, typer.Option(help="Decode every image now (slow).")] = False,
+        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ) -> None:
+        """Parse image file names, join the plate map, write the manifest."""
+        from phenolapse.data.manifest import build_manifest, summarize_manifest, write_manifest
+        from phenolapse.io_utils import write_csv
+
+        try:
+            df = build_manifest(
+                images_dir,
+                platemap=platemap,
+                time_zero=time_zero,
+                pattern=pattern,
+                on_error="skip" if skip_bad else "raise",
+                verify_images=verify,
+                progress=progress,
+            )
+            skipped = df.attrs.get("skipped")
+            write_manifest(df, out)
+        except PhenolapseError as exc:
+            fail(str(exc))
+        typer.echo(summarize_manifest(df).to_string(index=False))
+        typer.echo(f"wrote {out} ({len(df)} images)")
+        if skipped is not None and len(skipped):
+            report = out.with_name(out.stem + ".skipped.csv")
+            write_csv(skipped, report)
+            typer.secho(f"skipped {len(skipped)} files; see {report}", err=True, fg=typer.colors.YELLOW)

@@ -1,0 +1,1 @@
+"""Neural feature extractors: the ConvAE and other backbones."""

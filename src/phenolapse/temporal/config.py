@@ -1,0 +1,204 @@
+"""Configuration of the temporal stage, shared by the CLI, YAML files and the Python API.
+
+One :class:`TemporalConfig` holds every option of SPEC section 7: the distance metric, the series
+processing (reference defaults), the DTW clustering, the growth readout and the annotation thresholds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from phenolapse.errors import ConfigError
+
+Metric = Literal["euclidean", "cosine", "correlation", "braycurtis"]
+EFFECTS = ("no_effect", "cytostatic", "cytotoxic", "mixed")
+
+
+class DistanceConfig(BaseModel):
+    """How the distance to the control trajectory is measured (SPEC 7.1-7.3).
+
+    Attributes
+    ----------
+    metric
+        ``euclidean`` (reference), ``cosine``, ``correlation`` or ``braycurtis`` (scipy conventions).
+    n_bootstrap
+        Bootstrap resamples of the replicate wells for the 95 % band (0 disables the band).
+    null_draws
+        Random draws of control wells used to estimate the control's own spread (the distance a
+        mean of n control wells has from the remaining control wells).
+    null_quantile
+        Quantile of that null distribution reported as ``null_distance``.
+    seed
+        Seed of the bootstrap and of the null draws.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Metric = "euclidean"
+    n_bootstrap: int = Field(200, ge=0)
+    null_draws: int = Field(50, ge=1)
+    null_quantile: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+
+
+class SeriesConfig(BaseModel):
+    """Series processing before clustering (SPEC 7.4); the defaults are the reference's.
+
+    Attributes
+    ----------
+    min_time_h
+        Keep time points strictly after this time (hours after drug addition).
+    length
+        Common length every series is truncated to; None uses the shortest series.
+    rolling_window
+        Window (time points) of the trailing rolling median; 1 disables smoothing.
+    drop_first, drop_last
+        Points removed at the start and end after smoothing (the reference: 4 and 1).
+    scaling
+        ``minmax_drug``: min-max to [0, 1] per (cell line, drug) jointly over its concentrations
+        (reference); ``minmax_series``: per series; ``none``.
+    on_gap
+        A series missing time points of its plate's time grid: ``interpolate`` linearly in time,
+        ``drop`` the series (with a warning) or ``raise``.
+    on_short
+        A series shorter than ``length``: ``drop`` it (with a warning) or ``raise``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_time_h: float = 0.0
+    length: int | None = Field(None, ge=2)
+    rolling_window: int = Field(5, ge=1)
+    drop_first: int = Field(4, ge=0)
+    drop_last: int = Field(1, ge=0)
+    scaling: Literal["minmax_drug", "minmax_series", "none"] = "minmax_drug"
+    on_gap: Literal["interpolate", "drop", "raise"] = "interpolate"
+    on_short: Literal["drop", "raise"] = "drop"
+
+
+class ClusterConfig(BaseModel):
+    """DTW k-means options (SPEC 7.5); mirrors ``phenolapse.temporal.dtw.DTWClusterConfig``.
+
+    Attributes
+    ----------
+    k
+        Number of clusters; None selects k from ``ks`` by DTW silhouette.
+    ks
+        Candidate numbers of clusters for the selection (the reference range: 2..9).
+    window
+        Sakoe-Chiba radius in time steps (None: unconstrained DTW).
+    n_init, max_iter, seed
+        Restarts, iteration cap and seed of the k-means.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int | None = Field(None, ge=1)
+    ks: list[int] = Field(default_factory=lambda: list(range(2, 10)))
+    window: int | None = Field(None, ge=0)
+    n_init: int = Field(3, ge=1)
+    max_iter: int = Field(50, ge=1)
+    seed: int = 0
+
+
+class GrowthConfig(BaseModel):
+    """Label-free confluence from the images (see :mod:`phenolapse.temporal.growth`).
+
+    Attributes
+    ----------
+    window
+        Side (pixels) of the local standard-deviation window, about a cell's radius.
+    smooth_sigma
+        Gaussian smoothing (pixels) of the texture map, which fills cell interiors and removes
+        isolated noise pixels (the morphological clean-up).
+    threshold
+        ``plate_otsu``: Otsu threshold on the texture histogram pooled over each plate (robust to
+        nearly empty and nearly full fields); ``otsu``: per image; a number: fixed texture threshold.
+    max_texture
+        Upper edge of the texture histogram (texture values above are counted in the last bin).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: int = Field(9, ge=3)
+    smooth_sigma: float = Field(2.0, ge=0)
+    threshold: Literal["plate_otsu", "otsu"] | float = "plate_otsu"
+    max_texture: float = Field(0.25, gt=0)
+
+
+class AnnotationConfig(BaseModel):
+    """Thresholds of the automatic effect annotation (rules in :mod:`phenolapse.temporal.annotate`).
+
+    Attributes
+    ----------
+    gr_no_effect
+        GR at the end at or above this: growth like the control.
+    gr_cytostatic
+        GR at the end at or above this (and below ``gr_no_effect``): growth stalled (cytostatic),
+        unless cell mass fell earlier.
+    gr_cytotoxic
+        GR at the end below this: cell mass fell (cytotoxic or mixed).
+    fall_fraction
+        Confluence at the end below ``fall_fraction`` x its maximum after treatment: cells died.
+    full_kill_fraction
+        Confluence at the end below this fraction of the starting confluence: cytotoxic rather than
+        mixed (stasis followed by partial death).
+    distance_effect
+        Maximum smoothed distance, in units of the control's own spread (``null_distance``), above
+        which the image features show an effect.
+    late_level, peak_fall
+        Centroid shape cut-offs (on min-max scaled series): level of the last fifth that counts as
+        "stays high" and drop from the peak that counts as "falls back".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    gr_no_effect: float = 0.6
+    gr_cytostatic: float = -0.1
+    gr_cytotoxic: float = -0.1
+    fall_fraction: float = Field(0.75, gt=0, le=1)
+    full_kill_fraction: float = Field(0.5, gt=0, le=1)
+    distance_effect: float = Field(1.5, gt=0)
+    late_level: float = Field(0.6, ge=0, le=1)
+    peak_fall: float = Field(0.3, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> AnnotationConfig:
+        if self.gr_cytostatic > self.gr_no_effect:
+            raise ValueError("gr_cytostatic must not exceed gr_no_effect")
+        return self
+
+
+class TemporalConfig(BaseModel):
+    """Every option of the temporal stage (distance, series, clustering, growth, annotation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    distance: DistanceConfig = Field(default_factory=DistanceConfig)
+    series: SeriesConfig = Field(default_factory=SeriesConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    growth: GrowthConfig = Field(default_factory=GrowthConfig)
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
+    cluster_effects: dict[int, Literal["no_effect", "cytostatic", "cytotoxic", "mixed"]] | None = None
+    use_features: bool = True
+    use_growth: bool = True
+    progress: bool = True
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TemporalConfig:
+        """Read a config from a YAML file (keys as in this class; unknown keys are refused)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read temporal config ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a temporal config must be a YAML mapping")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: invalid temporal config:\n{exc}") from exc

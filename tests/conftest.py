@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny simulated screen, its manifest, and the real data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder ``../shared/data``; skips when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_screen(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A simulated screen of preset ``tiny`` (seed 0), written once per test session."""
+    from phenolapse.data.simulator import simulate_screen
+
+    return simulate_screen(tmp_path_factory.mktemp("tiny_screen") / "screen", preset="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tiny_screen) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The manifest of :func:`tiny_screen` (a fresh copy for each test)."""
+    from phenolapse.data.manifest import build_manifest
+
+    return build_manifest(tiny_screen.images_dir, platemap=tiny_screen.platemap_path, progress=False)
+
+
+@pytest.fixture()
+def tiny_manifest_copy(tiny_manifest: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the tiny manifest that a test may modify."""
+    return tiny_manifest.copy()
