@@ -58,3 +58,43 @@ def register(app: typer.Typer) -> None:
             report = out.with_name(out.stem + ".skipped.csv")
             write_csv(skipped, report)
             typer.secho(f"skipped {len(skipped)} files; see {report}", err=True, fg=typer.colors.YELLOW)
+
+    @app.command()
+    def validate(
+        images_dir: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+        platemap: Annotated[Path | None, typer.Option(help="Plate-map CSV to check the join.")] = None,
+        time_zero: Annotated[str | None, typer.Option(help="Drug addition time (hours or ISO).")] = None,
+        pattern: Annotated[str | None, typer.Option(help="Naming regular expression.")] = None,
+        decode: Annotated[bool, typer.Option(help="Decode every image.")] = True,
+        out: Annotated[Path | None, typer.Option(help="Write the problems table to this CSV.")] = None,
+        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ) -> None:
+        """Check a screen before heavy work; exit code 1 when something is wrong."""
+        from phenolapse.data.validate import validate_screen
+        from phenolapse.io_utils import write_csv
+
+        report = validate_screen(
+            images_dir, platemap=platemap, time_zero=time_zero, pattern=pattern, decode=decode, progress=progress
+        )
+        if not report.wells.empty:
+            summary = report.wells.groupby(["cell_line", "plate"]).agg(
+                wells=("well", "size"),
+                images=("images", "sum"),
+                time_points=("time_points", "max"),
+                wells_missing_time_points=("missing_time_points", lambda s: int((s > 0).sum())),
+            )
+            typer.echo(summary.reset_index().to_string(index=False))
+        for shape, n in report.shapes.items():
+            typer.echo(f"{n} images of {shape}")
+        if out is not None:
+            write_csv(report.problems, out)
+        if report.ok:
+            typer.secho(f"OK: {report.n_images} images, no problems found", fg=typer.colors.GREEN)
+            return
+        typer.secho(f"{len(report.problems)} problem(s):", err=True, fg=typer.colors.RED)
+        with_pd = report.problems.head(50)
+        for r in with_pd.itertuples(index=False):
+            typer.echo(f"  [{r.kind}] {r.where}: {r.detail}", err=True)
+        if len(report.problems) > 50:
+            typer.echo(f"  ... {len(report.problems) - 50} more", err=True)
+        raise typer.Exit(1)

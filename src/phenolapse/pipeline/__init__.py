@@ -1,0 +1,1 @@
+"""The whole analysis as one run: configuration, cached stages, demo."""

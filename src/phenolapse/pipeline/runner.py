@@ -1,0 +1,230 @@
+"""Run stages in order with content-addressed caching, a lock on the output folder and a log file.
+
+Each stage has a cache key: a hash of the part of the configuration it reads and of the keys of the
+stages it depends on (and, for ingestion, of the image files' names, sizes and modification times).
+After a stage finishes, a marker ``<out>/.stages/<stage>.json`` records its key and outputs. A rerun
+skips every stage whose key is unchanged and whose outputs still exist, so changing one temporal option
+reruns the temporal stage and the stages after it only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phenolapse.errors import ConfigError, OutputLockedError
+from phenolapse.io_utils import write_json
+
+log = logging.getLogger("phenolapse.pipeline")
+
+MARKER_DIR = ".stages"
+LOCK_NAME = ".phenolapse.lock"
+
+
+@dataclass
+class StageContext:
+    """What a stage sees: the output folder, the configuration and earlier stages' outputs."""
+
+    out_dir: Path
+    config: Any
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    resume: bool = False
+
+    def path(self, stage: str, name: str) -> Path:
+        """Absolute path of output ``name`` of an earlier ``stage``."""
+        try:
+            return self.out_dir / self.outputs[stage][name]
+        except KeyError as exc:
+            raise ConfigError(f"stage {stage!r} has no output {name!r}; run it first") from exc
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline.
+
+    ``fingerprint`` returns the JSON-able inputs that decide whether a cached result is valid;
+    ``run`` does the work and returns its outputs as paths relative to the output folder.
+    """
+
+    name: str
+    depends: tuple[str, ...]
+    fingerprint: Callable[[StageContext], Any]
+    run: Callable[[StageContext], dict[str, str]]
+    enabled: Callable[[Any], bool] = lambda cfg: True
+
+
+@dataclass
+class StageReport:
+    """What happened to one stage in a run."""
+
+    name: str
+    status: str  # "ran", "cached", "skipped" (disabled or outside --from/--until)
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def files_fingerprint(root: Path, suffixes: frozenset[str] | None = None) -> str:
+    """Hash of the names, sizes and modification times of the files under ``root``."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if suffixes is not None and Path(name).suffix.lower() not in suffixes:
+                continue
+            st = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def file_fingerprint(path: Path) -> str:
+    """Hash of one file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` so two runs cannot write into it at once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(out_dir / LOCK_NAME, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise OutputLockedError(
+                f"{out_dir}: output folder is in use by {holder}; wait for it to finish or choose "
+                f"another --out"
+            ) from exc
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+@contextlib.contextmanager
+def log_to_file(path: Path) -> Iterator[None]:
+    """Copy phenolapse's log records into ``path`` while the block runs."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("phenolapse")
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    *,
+    out_dir: Path,
+    config: Any,
+    start: str | None = None,
+    until: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[StageReport]:
+    """Run ``stages`` in order, reusing cached results (see module docstring).
+
+    Parameters
+    ----------
+    start
+        Recompute this stage and every later one, whatever the cache says.
+    until
+        Stop after this stage.
+    """
+    names = [s.name for s in stages]
+    for opt, value in (("--from", start), ("--until", until)):
+        if value is not None and value not in names:
+            raise ConfigError(f"{opt} {value!r}: no such stage; stages are {names}")
+    out_dir = Path(out_dir)
+    markers = out_dir / MARKER_DIR
+    ctx = StageContext(out_dir=out_dir, config=config)
+    keys: dict[str, str] = {}
+    reports: list[StageReport] = []
+    forced = False
+    stopped = False
+    with output_lock(out_dir), log_to_file(out_dir / "phenolapse.log"):
+        active = [s for s in stages if s.enabled(config)]
+        for i, stage in enumerate(stages, 1):
+            if stage.name == start:
+                forced = True
+            if stopped or not stage.enabled(config):
+                reports.append(StageReport(stage.name, "skipped"))
+                continue
+            key = _digest(
+                {
+                    "stage": stage.name,
+                    "inputs": stage.fingerprint(ctx),
+                    "upstream": {d: keys.get(d) for d in stage.depends},
+                }
+            )
+            keys[stage.name] = key
+            marker = markers / f"{stage.name}.json"
+            cached = _read_marker(marker)
+            n = active.index(stage) + 1
+            if (
+                not forced
+                and cached is not None
+                and cached.get("key") == key
+                and all((out_dir / p).exists() for p in cached.get("outputs", {}).values())
+            ):
+                ctx.outputs[stage.name] = cached["outputs"]
+                reports.append(StageReport(stage.name, "cached", 0.0, cached["outputs"]))
+                echo(f"[{n}/{len(active)}] {stage.name}: up to date")
+                log.info("stage %s cached (key %s)", stage.name, key)
+            else:
+                echo(f"[{n}/{len(active)}] {stage.name} ...")
+                log.info("stage %s started (key %s)", stage.name, key)
+                ctx.resume = cached is not None or (markers / f"{stage.name}.started").exists()
+                markers.mkdir(parents=True, exist_ok=True)
+                (markers / f"{stage.name}.started").touch()
+                t0 = time.perf_counter()
+                outputs = stage.run(ctx)
+                seconds = time.perf_counter() - t0
+                ctx.outputs[stage.name] = outputs
+                write_json({"key": key, "outputs": outputs, "seconds": seconds, "finished": time.time()}, marker)
+                (markers / f"{stage.name}.started").unlink(missing_ok=True)
+                reports.append(StageReport(stage.name, "ran", seconds, outputs))
+                echo(f"[{n}/{len(active)}] {stage.name}: done in {seconds:.1f} s")
+                log.info("stage %s finished in %.1f s", stage.name, seconds)
+                # Everything after a recomputed stage must see the new key; the hash chain does it.
+            if stage.name == until:
+                stopped = True
+        del i
+    return reports
+
+
+def _read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
