@@ -32,6 +32,12 @@ def _register_all() -> None:
     from phenolapse.cli import data as _data
 
     _data.register(app)
+    from phenolapse.cli import pipeline as _pipeline
+
+    _pipeline.register(app)
+    from phenolapse.cli import temporal as _temporal
+
+    _temporal.register(app)
     # stage commands register here
 
 

@@ -41,6 +41,12 @@ class PreprocessConfig(BaseModel):
     intensity
         ``dtype``: 8-bit /255, 16-bit /65535; ``fixed``: ``fixed_range``; ``plate_percentiles``:
         ``percentiles`` of a sample of each plate's images.
+    fixed_range
+        ``(low, high)`` raw values mapped to 0 and 1 when ``intensity="fixed"``.
+    percentiles
+        Low and high percentiles (0-100) mapped to 0 and 1 when ``intensity="plate_percentiles"``.
+    percentile_sample
+        Images per plate sampled to estimate the percentiles.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,92 @@
+"""``phenolapse run``, ``phenolapse config init`` and ``phenolapse demo``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phenolapse.cli._common import fail
+from phenolapse.errors import PhenolapseError
+
+config_app = typer.Typer(help="Write or check a run configuration.", no_args_is_help=True)
+
+
+def _summary(reports: list, out: Path, seconds: float) -> None:  # type: ignore[type-arg]
+    for r in reports:
+        if r.status != "skipped":
+            typer.echo(f"  {r.name:<9} {r.status:<7} {r.seconds:7.1f} s")
+    typer.echo(f"finished in {seconds:.0f} s; outputs in {out}")
+    report = out / "report.html"
+    if report.is_file():
+        typer.secho(f"report: {report}", fg=typer.colors.GREEN)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pipeline commands to ``app``."""
+    @app.command()
+    def run(
+        config: Annotated[Path, typer.Argument(help="YAML configuration (phenolapse config init).")],
+        start: Annotated[str | None, typer.Option("--from", help="Recompute from this stage on: simulate, ingest, train, embed, temporal, lens, compare, report.")] = None,
+        until: Annotated[str | None, typer.Option("--until", help="Stop after this stage (same names as --from).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", help="Override output_dir.")] = None,
+    ) -> None:
+        """Run the whole analysis; unchanged stages are reused from earlier runs."""
+        from phenolapse.pipeline.config import load_pipeline_config
+        from phenolapse.pipeline.stages import run_pipeline
+
+        t0 = time.perf_counter()
+        try:
+            cfg = load_pipeline_config(config, **({"output_dir": str(out.resolve())} if out else {}))
+            reports = run_pipeline(cfg, start=start, until=until, echo=typer.echo)
+        except PhenolapseError as exc:
+            fail(str(exc))
+        _summary(reports, Path(cfg.output_dir).resolve(), time.perf_counter() - t0)
+
+    @app.command()
+    def demo(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("phenolapse_demo"),
+        seed: Annotated[int, typer.Option(help="Seed of the simulated screen and of training.")] = 0,
+        start: Annotated[str | None, typer.Option("--from", help="Recompute from this stage on.")] = None,
+    ) -> None:
+        """Simulate a tiny screen and run every stage on it; prints where the report is."""
+        from phenolapse.pipeline.demo import demo_config
+        from phenolapse.pipeline.stages import run_pipeline
+
+        t0 = time.perf_counter()
+        try:
+            cfg = demo_config(out.resolve(), seed=seed)
+            reports = run_pipeline(cfg, start=start, echo=typer.echo)
+        except PhenolapseError as exc:
+            fail(str(exc))
+        _summary(reports, out.resolve(), time.perf_counter() - t0)
+
+    @config_app.command("init")
+    def config_init(
+        path: Annotated[Path, typer.Argument(help="Where to write the commented default configuration.")] = Path(
+            "phenolapse.yaml"
+        ),
+        force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    ) -> None:
+        """Write a configuration with every option, its default and its meaning."""
+        from phenolapse.pipeline.config import write_default_config
+
+        if path.exists() and not force:
+            fail(f"{path} exists; use --force to overwrite it")
+        write_default_config(path)
+        typer.echo(f"wrote {path}; edit screen.images_dir and screen.platemap, then: phenolapse run {path}")
+
+    @config_app.command("check")
+    def config_check(config: Annotated[Path, typer.Argument(help="YAML configuration.")]) -> None:
+        """Validate a configuration without running anything."""
+        from phenolapse.pipeline.config import load_pipeline_config
+
+        try:
+            load_pipeline_config(config)
+        except PhenolapseError as exc:
+            fail(str(exc))
+        typer.echo(f"{config}: valid")
+
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,348 @@
+"""One validated configuration for a whole run (``phenolapse run CONFIG.yaml``).
+
+Every stage keeps its own configuration model (shared with its command and its Python function);
+this file nests them. Defaults are the reference's settings. Relative paths in a YAML file are taken
+relative to the file's folder. Unknown keys, wrong types and missing input paths are rejected before
+any work starts, with the key named.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from phenolapse.data.imageio import PreprocessConfig
+from phenolapse.embedding.config import EmbedConfig
+from phenolapse.errors import ConfigError
+from phenolapse.io_utils import atomic_write
+from phenolapse.lens.config import LensConfig
+from phenolapse.temporal.config import TemporalConfig
+from phenolapse.training.config import TrainConfig
+
+
+class SimulateSpec(BaseModel):
+    """A simulated screen as input.
+
+    Attributes
+    ----------
+    preset
+        ``tiny``, ``small`` or ``paper``.
+    seed
+        Simulator seed.
+    overrides
+        Simulator settings that replace the preset's (see ``phenolapse simulate --help``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["tiny", "small", "paper"] = "tiny"
+    seed: int = 0
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScreenConfig(BaseModel):
+    """Where the images come from.
+
+    Attributes
+    ----------
+    images_dir
+        Folder of images (searched recursively); give this or ``simulate``.
+    platemap
+        Plate-map CSV (plate, well, drug, concentration_um, role).
+    time_zero
+        Drug-addition time: hours of elapsed imaging time or an ISO date-time.
+    pattern
+        Regular expression with named groups for file names the built-in schemes miss.
+    skip_bad
+        Leave out unparseable or unreadable files (listed in ``manifest.skipped.csv``) instead of
+        stopping.
+    simulate
+        Simulate a screen instead of reading ``images_dir``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    images_dir: Path | None = None
+    platemap: Path | None = None
+    time_zero: str | float | None = None
+    pattern: str | None = None
+    skip_bad: bool = False
+    simulate: SimulateSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScreenConfig:
+        if (self.images_dir is None) == (self.simulate is None):
+            raise ValueError("give exactly one of screen.images_dir and screen.simulate")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"screen.pattern is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class StagesConfig(BaseModel):
+    """Which optional stages run.
+
+    Attributes
+    ----------
+    train
+        Train the ConvAE on the screen (ignored when ``weights`` is given).
+    temporal
+        Distance to control, DTW clustering, effect annotation.
+    lens
+        Drug classification and the lens.
+    compare
+        Feature extractors side by side.
+    report
+        The HTML report.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: bool = True
+    temporal: bool = True
+    lens: bool = True
+    compare: bool = True
+    report: bool = True
+
+
+class CompareSettings(BaseModel):
+    """Extractor comparison.
+
+    Attributes
+    ----------
+    random_convae
+        Include a randomly initialised ConvAE.
+    classical
+        Include classical intensity/texture features.
+    pretrained
+        Pretrained networks: a mapping name -> local weights file (``resnet50``,
+        ``resnet50_swav``, ``resnet50_dino``, ``vit_s8_dino``, ``vit_b8_dino``).
+    seed
+        Seed of every random step.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    random_convae: bool = True
+    classical: bool = True
+    pretrained: dict[str, Path] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class PipelineConfig(BaseModel):
+    """Every option of a run.
+
+    Attributes
+    ----------
+    output_dir
+        Folder of every output; ``report.html`` lands at its top.
+    title
+        Title of the report.
+    screen
+        Input images and plate map.
+    preprocess
+        Image preprocessing shared by training, embedding and the lens (overrides theirs).
+    weights
+        Use these ConvAE weights (e.g. the published ones) instead of training.
+    stages
+        Optional stages on or off.
+    train
+        Self-supervised training (``phenolapse train``).
+    embed
+        Feature extraction (``phenolapse embed``).
+    temporal
+        Temporal analysis (``phenolapse temporal``).
+    lens
+        Lens and drug classification (``phenolapse lens``).
+    compare
+        Extractor comparison (``phenolapse compare``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: Path = Path("phenolapse_out")
+    title: str = "phenolapse report"
+    screen: ScreenConfig = Field(default_factory=lambda: ScreenConfig(simulate=SimulateSpec()))
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    weights: Path | None = None
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    lens: LensConfig = Field(default_factory=LensConfig)
+    compare: CompareSettings = Field(default_factory=CompareSettings)
+
+    def check_paths(self) -> None:
+        """Raise ConfigError naming the key of any input path that does not exist."""
+        checks: list[tuple[str, Path | None]] = [
+            ("screen.images_dir", self.screen.images_dir),
+            ("screen.platemap", self.screen.platemap),
+            ("weights", self.weights),
+            ("train.init_weights", self.train.init_weights),
+        ]
+        checks += [(f"compare.pretrained.{k}", v) for k, v in self.compare.pretrained.items()]
+        for key, path in checks:
+            if path is not None and not Path(path).exists():
+                raise ConfigError(f"{key}: {path} does not exist")
+
+
+_PATH_KEYS = (
+    ("output_dir",),
+    ("weights",),
+    ("screen", "images_dir"),
+    ("screen", "platemap"),
+    ("train", "init_weights"),
+)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    for keys in _PATH_KEYS:
+        node: Any = data
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            p = Path(node[keys[-1]]).expanduser()
+            node[keys[-1]] = str(p if p.is_absolute() else base / p)
+    pre = data.get("compare", {}).get("pretrained") if isinstance(data.get("compare"), dict) else None
+    if isinstance(pre, dict):
+        for k, v in pre.items():
+            if isinstance(v, str) and not Path(v).is_absolute():
+                pre[k] = str(base / v)
+
+
+def make_pipeline_config(data: dict[str, Any], *, source: str = "configuration") -> PipelineConfig:
+    """Validate a mapping into a :class:`PipelineConfig`; ConfigError names each bad key."""
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {key}: {msg}")
+        raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines)) from exc
+    cfg.check_paths()
+    return cfg
+
+
+def load_pipeline_config(path: str | Path, **overrides: Any) -> PipelineConfig:
+    """Read a YAML configuration (safe loading) and validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a YAML mapping")
+    data.update(overrides)
+    _resolve_paths(data, path.resolve().parent)
+    return make_pipeline_config(data, source=str(path))
+
+
+# ---------------------------------------------------------------- documented default configuration
+
+
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """Descriptions of a model's fields from the numpydoc ``Attributes`` section of its docstring."""
+    doc = inspect.getdoc(model) or ""
+    m = re.search(r"^Attributes\n-+\n(.*?)(?:\n\n[A-Z][a-z]+\n-+\n|\Z)", doc, re.S | re.M)
+    if not m:
+        return {}
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in m.group(1).splitlines():
+        if line and not line.startswith(" "):
+            names = [n.strip() for n in line.split(":")[0].split(",")]
+            for n in names:
+                out[n] = ""
+        elif line.strip():
+            for n in names:
+                out[n] = (out[n] + " " + line.strip()).strip()
+    return out
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            if inspect.isclass(arg) and issubclass(arg, BaseModel):
+                return arg
+    return None
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
+
+
+def commented_yaml(model: BaseModel, indent: int = 0) -> list[str]:
+    """YAML lines of ``model`` with each field's description as a comment above it."""
+    docs = field_docs(type(model))
+    lines: list[str] = []
+    pad = " " * indent
+    hints = typing.get_type_hints(type(model))
+    for name in type(model).model_fields:
+        if indent > 0 and name == "preprocess" and isinstance(model, (TrainConfig, EmbedConfig, LensConfig)):
+            continue  # set once, at the top level
+        value = getattr(model, name)
+        desc = docs.get(name, "")
+        if desc:
+            lines.extend(f"{pad}# {chunk}" for chunk in _wrap(desc, 96 - indent))
+        sub = _model_type(hints.get(name))
+        if isinstance(value, BaseModel) and sub is not None:
+            lines.append(f"{pad}{name}:")
+            lines.extend(commented_yaml(value, indent + 2))
+        else:
+            dumped = value.model_dump(mode="json") if isinstance(value, BaseModel) else _jsonable(value)
+            lines.append(f"{pad}{name}: {_yaml_value(dumped)}")
+    return lines
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=max(width, 40)) or [""]
+
+
+def default_config_text(config: PipelineConfig | None = None) -> str:
+    """The commented YAML of ``config`` (the defaults when None)."""
+    config = config or PipelineConfig()
+    head = [
+        "# phenolapse run configuration. Every option is listed with its default (the reference's",
+        "# settings). Relative paths are taken relative to this file. Run: phenolapse run THIS.yaml",
+        "",
+    ]
+    return "\n".join(head + commented_yaml(config)) + "\n"
+
+
+def write_default_config(path: str | Path, config: PipelineConfig | None = None) -> Path:
+    """Write the commented default configuration to ``path`` (atomically)."""
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(default_config_text(config))
+    return Path(path)

@@ -1,0 +1,314 @@
+"""The stages of ``phenolapse run``: simulate -> ingest -> train -> embed -> temporal, lens, compare -> report.
+
+Output folder layout::
+
+    OUT/screen/            simulated screen (when screen.simulate is set)
+    OUT/manifest.parquet   one row per image
+    OUT/train/             ConvAE training run (model.pt, history.csv, loss_curve.png, checkpoints/)
+    OUT/embed/             features.zarr, profiles.parquet
+    OUT/temporal/          distances, clusters, annotations, GR, figures
+    OUT/lens/              classification with and without the lens, importance maps
+    OUT/compare/           comparison.csv / .md and figures
+    OUT/report.html        everything above in one self-contained file
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from phenolapse.data.imageio import IMAGE_SUFFIXES
+from phenolapse.errors import ConfigError
+from phenolapse.pipeline.config import PipelineConfig
+from phenolapse.pipeline.runner import Stage, StageContext, file_fingerprint, files_fingerprint
+
+
+def _cfg(ctx: StageContext) -> PipelineConfig:
+    cfg = ctx.config
+    assert isinstance(cfg, PipelineConfig)
+    return cfg
+
+
+def _rel(ctx: StageContext, path: Path) -> str:
+    return str(Path(path).resolve().relative_to(ctx.out_dir.resolve()))
+
+
+def _images_dir(ctx: StageContext) -> Path:
+    cfg = _cfg(ctx)
+    if cfg.screen.simulate is not None:
+        return ctx.path("simulate", "images")
+    assert cfg.screen.images_dir is not None
+    return Path(cfg.screen.images_dir)
+
+
+def _platemap(ctx: StageContext) -> Path | None:
+    cfg = _cfg(ctx)
+    if cfg.screen.simulate is not None:
+        return ctx.path("simulate", "platemap")
+    return cfg.screen.platemap
+
+
+def _manifest(ctx: StageContext) -> Any:
+    from phenolapse.data.manifest import read_manifest
+
+    return read_manifest(ctx.path("ingest", "manifest"))
+
+
+def _weights(ctx: StageContext) -> Path:
+    cfg = _cfg(ctx)
+    if cfg.weights is not None:
+        return Path(cfg.weights)
+    if "train" in ctx.outputs:
+        return ctx.path("train", "model")
+    raise ConfigError("no ConvAE weights: enable stages.train or set weights")
+
+
+# ------------------------------------------------------------------------------------------ simulate
+
+
+def _simulate_fp(ctx: StageContext) -> Any:
+    spec = _cfg(ctx).screen.simulate
+    return spec.model_dump(mode="json") if spec else None
+
+
+def _simulate_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.data.simulator import simulate_screen
+
+    spec = _cfg(ctx).screen.simulate
+    assert spec is not None
+    screen = simulate_screen(ctx.out_dir / "screen", preset=spec.preset, seed=spec.seed, **spec.overrides)
+    return {
+        "root": _rel(ctx, screen.root),
+        "images": _rel(ctx, screen.images_dir),
+        "platemap": _rel(ctx, screen.platemap_path),
+        "truth": _rel(ctx, screen.truth_path),
+        "images_csv": _rel(ctx, screen.images_csv_path),
+    }
+
+
+# -------------------------------------------------------------------------------------------- ingest
+
+
+def _ingest_fp(ctx: StageContext) -> Any:
+    cfg = _cfg(ctx)
+    pm = _platemap(ctx)
+    return {
+        "screen": cfg.screen.model_dump(mode="json", exclude={"simulate"}),
+        "files": files_fingerprint(_images_dir(ctx), frozenset(IMAGE_SUFFIXES)),
+        "platemap": file_fingerprint(pm) if pm else None,
+    }
+
+
+def _ingest_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.data.manifest import build_manifest, write_manifest
+    from phenolapse.io_utils import write_csv
+
+    cfg = _cfg(ctx)
+    tz = cfg.screen.time_zero
+    df = build_manifest(
+        _images_dir(ctx),
+        platemap=_platemap(ctx),
+        time_zero=tz,
+        pattern=cfg.screen.pattern,
+        on_error="skip" if cfg.screen.skip_bad else "raise",
+    )
+    out = {"manifest": "manifest.parquet"}
+    skipped = df.attrs.get("skipped")
+    write_manifest(df, ctx.out_dir / "manifest.parquet")
+    if skipped is not None and len(skipped):
+        write_csv(skipped, ctx.out_dir / "manifest.skipped.csv")
+        out["skipped"] = "manifest.skipped.csv"
+    return out
+
+
+# --------------------------------------------------------------------------------------------- train
+
+
+def _train_fp(ctx: StageContext) -> Any:
+    cfg = _cfg(ctx)
+    return cfg.train.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(mode="json")
+
+
+def _train_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.training.loop import list_checkpoints, train
+
+    cfg = _cfg(ctx)
+    run_dir = ctx.out_dir / "train"
+    resume = bool(list_checkpoints(run_dir)) if run_dir.exists() else False
+    if run_dir.exists() and not resume:
+        import shutil
+
+        shutil.rmtree(run_dir)
+    result = train(
+        _manifest(ctx),
+        out=run_dir,
+        config=cfg.train.model_copy(update={"preprocess": cfg.preprocess}),
+        resume=resume,
+    )
+    return {
+        "model": _rel(ctx, result.model_path),
+        "history": _rel(ctx, run_dir / "history.csv"),
+        "loss_curve": _rel(ctx, run_dir / "loss_curve.png"),
+    }
+
+
+# --------------------------------------------------------------------------------------------- embed
+
+
+def _weights_fp(ctx: StageContext) -> str | None:
+    cfg = _cfg(ctx)
+    return file_fingerprint(Path(cfg.weights)) if cfg.weights is not None else None
+
+
+def _embed_fp(ctx: StageContext) -> Any:
+    cfg = _cfg(ctx)
+    return {
+        "embed": cfg.embed.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(mode="json"),
+        "weights": _weights_fp(ctx),
+    }
+
+
+def _embed_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.embedding import embed_manifest
+
+    cfg = _cfg(ctx)
+    out = ctx.out_dir / "embed"
+    embed_manifest(
+        _manifest(ctx),
+        weights=_weights(ctx),
+        out=out,
+        config=cfg.embed.model_copy(update={"preprocess": cfg.preprocess, "profiles": True}),
+    )
+    return {"features": "embed/features.zarr", "profiles": "embed/profiles.parquet"}
+
+
+# ------------------------------------------------------------------------------------------ temporal
+
+
+def _temporal_fp(ctx: StageContext) -> Any:
+    return _cfg(ctx).temporal.model_dump(mode="json")
+
+
+def _temporal_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.embedding import read_profiles
+    from phenolapse.temporal.pipeline import run_temporal
+
+    cfg = _cfg(ctx)
+    out = ctx.out_dir / "temporal"
+    result = run_temporal(
+        read_profiles(ctx.path("embed", "profiles")),
+        out_dir=out,
+        config=cfg.temporal,
+        manifest=_manifest(ctx),
+    )
+    return {k: _rel(ctx, Path(v)) for k, v in result.files.items() if Path(v).exists()}
+
+
+# ---------------------------------------------------------------------------------------------- lens
+
+
+def _lens_fp(ctx: StageContext) -> Any:
+    cfg = _cfg(ctx)
+    return {
+        "lens": cfg.lens.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(mode="json"),
+        "weights": _weights_fp(ctx),
+    }
+
+
+def _lens_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.lens.run import run_lens
+
+    cfg = _cfg(ctx)
+    out = ctx.out_dir / "lens"
+    run_lens(
+        _manifest(ctx),
+        weights=_weights(ctx),
+        out=out,
+        config=cfg.lens.model_copy(update={"preprocess": cfg.preprocess}),
+    )
+    return {"dir": "lens", "results": "lens/lens_results.csv"}
+
+
+# ------------------------------------------------------------------------------------------- compare
+
+
+def _compare_fp(ctx: StageContext) -> Any:
+    cfg = _cfg(ctx)
+    return {
+        "compare": cfg.compare.model_dump(mode="json"),
+        "pretrained": {k: file_fingerprint(Path(v)) for k, v in cfg.compare.pretrained.items()},
+        "weights": _weights_fp(ctx),
+    }
+
+
+def _compare_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.comparison.pipeline import compare_in_pipeline
+
+    cfg = _cfg(ctx)
+    out = ctx.out_dir / "compare"
+    compare_in_pipeline(
+        _manifest(ctx),
+        trained_profiles=ctx.path("embed", "profiles"),
+        trained_weights=_weights(ctx),
+        out=out,
+        settings=cfg.compare,
+        embed_config=cfg.embed.model_copy(update={"preprocess": cfg.preprocess, "profiles": True}),
+    )
+    return {"dir": "compare", "table": "compare/comparison.csv"}
+
+
+# -------------------------------------------------------------------------------------------- report
+
+
+def _report_fp(ctx: StageContext) -> Any:
+    return {"title": _cfg(ctx).title, "version": 1}
+
+
+def _report_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.report.pipeline_report import build_pipeline_report
+
+    path = build_pipeline_report(ctx.out_dir, _cfg(ctx), ctx.outputs)
+    return {"report": _rel(ctx, path)}
+
+
+def pipeline_stages() -> list[Stage]:
+    """The stages of a full run, in order."""
+
+    def has_sim(c: Any) -> bool:
+        return c.screen.simulate is not None
+
+    return [
+        Stage("simulate", (), _simulate_fp, _simulate_run, has_sim),
+        Stage("ingest", ("simulate",), _ingest_fp, _ingest_run),
+        Stage("train", ("ingest",), _train_fp, _train_run, lambda c: c.stages.train and c.weights is None),
+        Stage("embed", ("ingest", "train"), _embed_fp, _embed_run),
+        Stage("temporal", ("embed", "ingest"), _temporal_fp, _temporal_run, lambda c: c.stages.temporal),
+        Stage("lens", ("ingest", "train"), _lens_fp, _lens_run, lambda c: c.stages.lens),
+        Stage("compare", ("embed", "ingest", "train"), _compare_fp, _compare_run, lambda c: c.stages.compare),
+        Stage(
+            "report",
+            ("ingest", "train", "embed", "temporal", "lens", "compare"),
+            _report_fp,
+            _report_run,
+            lambda c: c.stages.report,
+        ),
+    ]
+
+
+STAGE_NAMES = [s.name for s in pipeline_stages()]
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    start: str | None = None,
+    until: str | None = None,
+    echo: Any = print,
+) -> list[Any]:
+    """Run the whole analysis described by ``config`` (see module docstring for the layout)."""
+    from phenolapse.pipeline.runner import run_stages
+
+    out = Path(config.output_dir).resolve()
+    if config.weights is None and not config.stages.train:
+        raise ConfigError("stages.train is off and no weights are given: the ConvAE needs one of them")
+    return run_stages(pipeline_stages(), out_dir=out, config=config, start=start, until=until, echo=echo)
