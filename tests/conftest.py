@@ -35,7 +35,9 @@ def tiny_manifest(tiny_screen) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """The manifest of :func:`tiny_screen` (a fresh copy for each test)."""
     from phenolapse.data.manifest import build_manifest
 
-    return build_manifest(tiny_screen.images_dir, platemap=tiny_screen.platemap_path, progress=False)
+    return build_manifest(
+        tiny_screen.images_dir, platemap=tiny_screen.platemap_path, progress=False
+    )
 
 
 @pytest.fixture()

@@ -31,15 +31,22 @@ def test_clean_screen_passes(tmp_path: Path) -> None:
 def test_problems_are_each_named(tmp_path: Path) -> None:
     root = _screen(tmp_path)
     (root / "HT29_Phase_B3_1_00d08h00m.png").unlink()  # a missing time point
-    (root / "HT29_Phase_B2_1_00d00h00m.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # corrupt
+    (root / "HT29_Phase_B2_1_00d00h00m.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + b"\0" * 40
+    )  # corrupt
     (root / "HT29_Phase_B4_1_00d00h00m.png").write_bytes(b"")  # zero-byte
     (root / "notes_B2.png").write_bytes(b"xx")  # name does not parse
-    Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "HT29_Phase_B3_1_00d04h00m.png")  # odd size
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(
+        root / "HT29_Phase_B3_1_00d04h00m.png"
+    )  # odd size
     rep = validate_screen(root, progress=False)
     kinds = rep.problems.groupby("kind")["where"].apply(list).to_dict()
     assert any("notes_B2.png" in w for w in kinds["unusable file"])
     assert any("HT29_Phase_B4_1_00d00h00m.png" in w for w in kinds["unusable file"])
-    assert any("HT29_Phase_B2_1_00d00h00m.png" in w for w in kinds["unusable file"] + kinds.get("unreadable image", []))
+    assert any(
+        "HT29_Phase_B2_1_00d00h00m.png" in w
+        for w in kinds["unusable file"] + kinds.get("unreadable image", [])
+    )
     assert sorted(kinds["missing time points"]) == ["HT29 B2", "HT29 B3"]
     assert any("00d04h00m" in w for w in kinds["inconsistent image"])
 
@@ -53,7 +60,9 @@ def test_cli_exit_codes(tmp_path: Path, shared_data: Path) -> None:
     bad.mkdir()
     _screen(bad)
     (bad / "HT29_Phase_B2_1_00d00h00m.png").write_bytes(b"garbage")
-    res = runner.invoke(app, ["validate", str(bad), "--no-progress", "--out", str(tmp_path / "p.csv")])
+    res = runner.invoke(
+        app, ["validate", str(bad), "--no-progress", "--out", str(tmp_path / "p.csv")]
+    )
     assert res.exit_code == 1
     assert "HT29_Phase_B2_1_00d00h00m.png" in res.output
     assert (tmp_path / "p.csv").read_text().count("\n") >= 2

@@ -34,9 +34,13 @@ def test_rerun_unchanged_does_nothing(tmp_path: Path) -> None:
 
 def test_changing_one_option_reruns_that_stage_onwards(tmp_path: Path) -> None:
     calls: list[str] = []
-    run_stages(_stages(calls), out_dir=tmp_path, config={"a": 1, "b": 2, "c": 3}, echo=lambda s: None)
+    run_stages(
+        _stages(calls), out_dir=tmp_path, config={"a": 1, "b": 2, "c": 3}, echo=lambda s: None
+    )
     calls.clear()
-    reps = run_stages(_stages(calls), out_dir=tmp_path, config={"a": 1, "b": 5, "c": 3}, echo=lambda s: None)
+    reps = run_stages(
+        _stages(calls), out_dir=tmp_path, config={"a": 1, "b": 5, "c": 3}, echo=lambda s: None
+    )
     assert [r.status for r in reps] == ["cached", "ran", "ran"]
     assert calls == ["b", "c"]
     assert (tmp_path / "b.txt").read_text() == "5"
@@ -82,7 +86,11 @@ def test_interrupted_stage_reruns_with_resume_flag(tmp_path: Path) -> None:
 
 
 def test_lock_refuses_second_writer(tmp_path: Path) -> None:
-    with output_lock(tmp_path), pytest.raises(OutputLockedError, match="in use"), output_lock(tmp_path):
+    with (
+        output_lock(tmp_path),
+        pytest.raises(OutputLockedError, match="in use"),
+        output_lock(tmp_path),
+    ):
         pass
     with output_lock(tmp_path):  # released after the first holder leaves
         pass

@@ -21,7 +21,14 @@ def test_user_strings_are_escaped_and_figures_embedded(tmp_path: Path) -> None:
     plt.close(fig)
     evil = "<script>alert(1)</script>"
     sections = [
-        Section(evil, [Text(f"drug {evil}"), Table(pd.DataFrame({"drug": [evil], "x": [1.23456]})), Figure(png, evil)])
+        Section(
+            evil,
+            [
+                Text(f"drug {evil}"),
+                Table(pd.DataFrame({"drug": [evil], "x": [1.23456]})),
+                Figure(png, evil),
+            ],
+        )
     ]
     out = write_html(sections, tmp_path / "report.html", title=f"screen {evil}")
     text = out.read_text()
@@ -33,5 +40,7 @@ def test_user_strings_are_escaped_and_figures_embedded(tmp_path: Path) -> None:
 
 
 def test_missing_figure_is_reported_not_fatal(tmp_path: Path) -> None:
-    out = write_html([Section("A", [Figure(tmp_path / "nope.png", "x")])], tmp_path / "r.html", title="t")
+    out = write_html(
+        [Section("A", [Figure(tmp_path / "nope.png", "x")])], tmp_path / "r.html", title="t"
+    )
     assert "figure missing" in out.read_text()

@@ -23,7 +23,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """Label-free live-cell drug screens: images + plate map -> drug effects, figures, tables."""
 
@@ -38,6 +40,21 @@ def _register_all() -> None:
     from phenolapse.cli import temporal as _temporal
 
     _temporal.register(app)
+    from phenolapse.cli import lens as _lens
+
+    _lens.register(app)
+    from phenolapse.cli import simulate as _simulate
+
+    _simulate.register(app)
+    from phenolapse.cli import train as _train
+
+    _train.register(app)
+    from phenolapse.cli import embed as _embed
+
+    _embed.register(app)
+    from phenolapse.cli import compare as _compare
+
+    _compare.register(app)
     # stage commands register here
 
 

@@ -16,17 +16,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ingest(
-        images_dir: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+        images_dir: Annotated[
+            Path, typer.Argument(help="Folder of images (searched recursively).")
+        ],
         out: Annotated[Path, typer.Option("--out", "-o", help="Manifest Parquet file to write.")],
         platemap: Annotated[
-            Path | None, typer.Option(help="Plate-map CSV: plate, well, drug, concentration_um, role.")
+            Path | None,
+            typer.Option(help="Plate-map CSV: plate, well, drug, concentration_um, role."),
         ] = None,
         time_zero: Annotated[
             str | None,
             typer.Option(help="Drug addition: hours of elapsed imaging time, or an ISO date-time."),
         ] = None,
         pattern: Annotated[
-            str | None, typer.Option(help="Regular expression with named groups for other file names.")
+            str | None,
+            typer.Option(help="Regular expression with named groups for other file names."),
         ] = None,
         skip_bad: Annotated[
             bool, typer.Option("--skip-bad", help="Leave out unusable files and list them.")
@@ -57,16 +61,26 @@ def register(app: typer.Typer) -> None:
         if skipped is not None and len(skipped):
             report = out.with_name(out.stem + ".skipped.csv")
             write_csv(skipped, report)
-            typer.secho(f"skipped {len(skipped)} files; see {report}", err=True, fg=typer.colors.YELLOW)
+            typer.secho(
+                f"skipped {len(skipped)} files; see {report}", err=True, fg=typer.colors.YELLOW
+            )
 
     @app.command()
     def validate(
-        images_dir: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
-        platemap: Annotated[Path | None, typer.Option(help="Plate-map CSV to check the join.")] = None,
-        time_zero: Annotated[str | None, typer.Option(help="Drug addition time (hours or ISO).")] = None,
+        images_dir: Annotated[
+            Path, typer.Argument(help="Folder of images (searched recursively).")
+        ],
+        platemap: Annotated[
+            Path | None, typer.Option(help="Plate-map CSV to check the join.")
+        ] = None,
+        time_zero: Annotated[
+            str | None, typer.Option(help="Drug addition time (hours or ISO).")
+        ] = None,
         pattern: Annotated[str | None, typer.Option(help="Naming regular expression.")] = None,
         decode: Annotated[bool, typer.Option(help="Decode every image.")] = True,
-        out: Annotated[Path | None, typer.Option(help="Write the problems table to this CSV.")] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="Write the problems table to this CSV.")
+        ] = None,
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ) -> None:
         """Check a screen before heavy work; exit code 1 when something is wrong."""
@@ -74,7 +88,12 @@ def register(app: typer.Typer) -> None:
         from phenolapse.io_utils import write_csv
 
         report = validate_screen(
-            images_dir, platemap=platemap, time_zero=time_zero, pattern=pattern, decode=decode, progress=progress
+            images_dir,
+            platemap=platemap,
+            time_zero=time_zero,
+            pattern=pattern,
+            decode=decode,
+            progress=progress,
         )
         if not report.wells.empty:
             summary = report.wells.groupby(["cell_line", "plate"]).agg(

@@ -26,11 +26,23 @@ def _summary(reports: list, out: Path, seconds: float) -> None:  # type: ignore[
 
 def register(app: typer.Typer) -> None:
     """Add the pipeline commands to ``app``."""
+
     @app.command()
     def run(
-        config: Annotated[Path, typer.Argument(help="YAML configuration (phenolapse config init).")],
-        start: Annotated[str | None, typer.Option("--from", help="Recompute from this stage on: simulate, ingest, train, embed, temporal, lens, compare, report.")] = None,
-        until: Annotated[str | None, typer.Option("--until", help="Stop after this stage (same names as --from).")] = None,
+        config: Annotated[
+            Path, typer.Argument(help="YAML configuration (phenolapse config init).")
+        ],
+        start: Annotated[
+            str | None,
+            typer.Option(
+                "--from",
+                help="Recompute from this stage on: simulate, ingest, train, embed, temporal, lens, compare, report.",
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            typer.Option("--until", help="Stop after this stage (same names as --from)."),
+        ] = None,
         out: Annotated[Path | None, typer.Option("--out", help="Override output_dir.")] = None,
     ) -> None:
         """Run the whole analysis; unchanged stages are reused from earlier runs."""
@@ -39,7 +51,9 @@ def register(app: typer.Typer) -> None:
 
         t0 = time.perf_counter()
         try:
-            cfg = load_pipeline_config(config, **({"output_dir": str(out.resolve())} if out else {}))
+            cfg = load_pipeline_config(
+                config, **({"output_dir": str(out.resolve())} if out else {})
+            )
             reports = run_pipeline(cfg, start=start, until=until, echo=typer.echo)
         except PhenolapseError as exc:
             fail(str(exc))
@@ -47,9 +61,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("phenolapse_demo"),
-        seed: Annotated[int, typer.Option(help="Seed of the simulated screen and of training.")] = 0,
-        start: Annotated[str | None, typer.Option("--from", help="Recompute from this stage on.")] = None,
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+            "phenolapse_demo"
+        ),
+        seed: Annotated[
+            int, typer.Option(help="Seed of the simulated screen and of training.")
+        ] = 0,
+        start: Annotated[
+            str | None, typer.Option("--from", help="Recompute from this stage on.")
+        ] = None,
     ) -> None:
         """Simulate a tiny screen and run every stage on it; prints where the report is."""
         from phenolapse.pipeline.demo import demo_config
@@ -65,9 +85,9 @@ def register(app: typer.Typer) -> None:
 
     @config_app.command("init")
     def config_init(
-        path: Annotated[Path, typer.Argument(help="Where to write the commented default configuration.")] = Path(
-            "phenolapse.yaml"
-        ),
+        path: Annotated[
+            Path, typer.Argument(help="Where to write the commented default configuration.")
+        ] = Path("phenolapse.yaml"),
         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     ) -> None:
         """Write a configuration with every option, its default and its meaning."""
@@ -76,7 +96,9 @@ def register(app: typer.Typer) -> None:
         if path.exists() and not force:
             fail(f"{path} exists; use --force to overwrite it")
         write_default_config(path)
-        typer.echo(f"wrote {path}; edit screen.images_dir and screen.platemap, then: phenolapse run {path}")
+        typer.echo(
+            f"wrote {path}; edit screen.images_dir and screen.platemap, then: phenolapse run {path}"
+        )
 
     @config_app.command("check")
     def config_check(config: Annotated[Path, typer.Argument(help="YAML configuration.")]) -> None:

@@ -2,8 +2,8 @@
 
 Images are returned as float32 arrays in [0, 1]: ``(H, W)`` for grayscale, ``(H, W, C)`` for
 multi-channel. 8-bit images are divided by 255. 16-bit images are scaled by a fixed range or by
-per-plate percentiles (:func:`plate_intensity_ranges`), never per image: per-image scaling would erase
-real differences in brightness between wells. Resizing is antialiased bilinear, matching
+per-plate percentiles (:func:`plate_intensity_ranges`), never per image: per-image scaling would
+erase real differences in brightness between wells. Resizing is antialiased bilinear, matching
 ``torch.nn.functional.interpolate(mode="bilinear", antialias=True)``.
 """
 
@@ -51,14 +51,14 @@ class PreprocessConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    crop_size: int | None = Field(256, ge=4)
-    image_size: int = Field(128, ge=4)
+    crop_size: int | None = Field(default=256, ge=4)
+    image_size: int = Field(default=128, ge=4)
     mode: Literal["center", "tile", "full"] = "center"
     channels: list[int] | None = None
     intensity: Literal["dtype", "fixed", "plate_percentiles"] = "dtype"
     fixed_range: tuple[float, float] | None = None
     percentiles: tuple[float, float] = (0.5, 99.5)
-    percentile_sample: int = Field(32, ge=1)
+    percentile_sample: int = Field(default=32, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> PreprocessConfig:
@@ -69,7 +69,9 @@ class PreprocessConfig(BaseModel):
         if not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100: {self.percentiles}")
         if self.image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4 (ConvAE latent): {self.image_size}")
+            raise ValueError(
+                f"image_size must be divisible by 4 (ConvAE latent): {self.image_size}"
+            )
         return self
 
 
@@ -91,7 +93,9 @@ def read_raw(path: str | Path) -> np.ndarray:
     except ImageReadError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({exc}); the file may be corrupt or truncated") from exc
+        raise ImageReadError(
+            f"{path}: cannot decode image ({exc}); the file may be corrupt or truncated"
+        ) from exc
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
@@ -119,13 +123,26 @@ def _read_tiff(path: Path) -> np.ndarray:
     try:
         import tifffile
 
-        arr = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = str(series.axes)
+            arr = np.asarray(series.asarray())
     except Exception:
         # Compressions tifffile cannot decode without imagecodecs (LZW, ...) go through Pillow.
         with Image.open(path) as im:
             im.load()
             return _pil_to_array(im)
-    arr = np.asarray(arr)
+    if arr.size == 0:
+        raise ImageReadError(
+            f"{path}: cannot decode image (no image data); the file may be corrupt or truncated"
+        )
+    stack = {a: n for a, n in zip(axes, arr.shape, strict=False) if a in "TZ" and n > 1}
+    if stack or (arr.ndim == 3 and arr.shape[0] > 8 and arr.shape[2] > 8 and axes[-1:] != "S"):
+        raise ImageReadError(
+            f"{path}: a stack of {arr.shape[0]} frames (TIFF axes {axes}, shape {arr.shape}); "
+            "phenolapse reads one frame per file (up to 8 channels): save each time point or "
+            "z-plane as its own file"
+        )
     if arr.ndim == 3 and arr.shape[0] <= 8 and arr.shape[2] > 8:
         arr = np.moveaxis(arr, 0, -1)  # channels-first TIFF stacks
     return arr
@@ -183,7 +200,7 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def tile_crops(img: np.ndarray, size: int, *, stride: int | None = None) -> np.ndarray:
-    """All ``size`` x ``size`` tiles on a regular grid (``stride`` defaults to ``size``), centred."""
+    """All ``size`` x ``size`` tiles on a grid centred in the frame (``stride`` default: size)."""
     stride = size if stride is None else stride
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -236,10 +253,7 @@ def preprocess(img: np.ndarray, config: PreprocessConfig | None = None) -> np.nd
     else:
         crops = tile_crops(img, config.crop_size)
     out = np.stack([resize(c, config.image_size) for c in crops])
-    if out.ndim == 3:
-        out = out[:, None]
-    else:
-        out = np.moveaxis(out, -1, 1)
+    out = out[:, None] if out.ndim == 3 else np.moveaxis(out, -1, 1)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -280,7 +294,10 @@ def plate_intensity_ranges(
         paths = rows["image_path"].to_numpy()
         pick = rng.choice(len(paths), size=min(config.percentile_sample, len(paths)), replace=False)
         values = np.concatenate(
-            [select_channels(read_raw(paths[i]), config.channels).ravel()[::7] for i in sorted(pick)]
+            [
+                select_channels(read_raw(paths[i]), config.channels).ravel()[::7]
+                for i in sorted(pick)
+            ]
         ).astype(np.float64)
         low, high = np.percentile(values, config.percentiles)
         if not high > low:

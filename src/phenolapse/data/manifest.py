@@ -1,8 +1,8 @@
 """The screen manifest: one row per image, joined with the plate map.
 
 See ``docs/formats.md`` for every column. :func:`build_manifest` walks an image folder, parses the
-file names (:mod:`phenolapse.data.names`), and joins the plate map exactly on (plate, well); an image
-that joins no plate-map row stops the run with a list of the files and the reason.
+file names (:mod:`phenolapse.data.names`), and joins the plate map exactly on (plate, well); an
+image that joins no plate-map row stops the run with a list of the files and the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from phenolapse.data.imageio import IMAGE_SUFFIXES, read_raw
-from phenolapse.data.names import ParsedName, parse_name
+from phenolapse.data.names import ParsedName, compile_pattern, parse_name
 from phenolapse.data.platemap import ROLES, read_platemap, validate_platemap
 from phenolapse.errors import ImageReadError, ManifestError, ParseError, PlateMapError
 from phenolapse.io_utils import write_parquet
@@ -58,8 +58,9 @@ def find_images(images_dir: str | Path) -> list[Path]:
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not files:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise ManifestError(
-            f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))} in all sub-folders)"
+            f"{root}: no image files found (looked for {suffixes} in all sub-folders)"
         )
     return files
 
@@ -76,7 +77,7 @@ def _parse_time_zero(value: object, *, where: str) -> float | dt.datetime | None
     if isinstance(value, (int, float, np.floating)):
         return float(value)
     if isinstance(value, dt.datetime):
-        return value
+        return _naive(value, where=where)
     text = str(value).strip()
     if text in ("", "nan", "NaN"):
         return None
@@ -85,12 +86,22 @@ def _parse_time_zero(value: object, *, where: str) -> float | dt.datetime | None
     except ValueError:
         pass
     try:
-        return dt.datetime.fromisoformat(text)
+        stamp = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise PlateMapError(
             f"{where}: time_zero {text!r} is neither a number of hours nor an ISO date-time "
             f"(e.g. 2019-08-30T12:00)"
         ) from exc
+    return _naive(stamp, where=where)
+
+
+def _naive(stamp: dt.datetime, *, where: str) -> dt.datetime:
+    if stamp.tzinfo is not None:
+        raise PlateMapError(
+            f"{where}: time_zero {stamp.isoformat()} has a time-zone offset, but file-name "
+            f"timestamps have none; give the local date-time without offset (e.g. 2019-08-30T12:00)"
+        )
+    return stamp
 
 
 def build_manifest(
@@ -117,14 +128,19 @@ def build_manifest(
     pattern
         Regular expression with named groups for other naming schemes.
     on_error
-        ``raise``: stop at unparseable or unreadable files; ``skip``: leave them out and list them in
-        ``manifest.attrs["skipped"]`` (a table of ``path, reason``).
+        ``raise``: stop at unparseable or unreadable files; ``skip``: leave them out and list them
+        in ``manifest.attrs["skipped"]`` (a table of ``path, reason``).
     verify_images
         Decode every image (slow) so corrupt files are found now, not mid-run.
     progress
         Show a progress bar.
     """
     root = Path(images_dir).resolve()
+    if pattern:
+        try:
+            pattern = compile_pattern(pattern)
+        except ParseError as exc:
+            raise ManifestError(str(exc)) from exc
     files = find_images(root)
     skipped: list[tuple[str, str]] = []
     rows: list[tuple[Path, ParsedName]] = []
@@ -199,7 +215,13 @@ def build_manifest(
         d = df[dup].sort_values(["plate", "well", "time_h"])
         raise ManifestError(
             "several files for the same plate, well, field, tile and time point:"
-            + _listing([f"{r.plate} {r.well} field {r.field} tile {r.tile} t={r.time_h:g} h: {r.image_path}" for r in d.itertuples()])
+            + _listing(
+                [
+                    f"{r.plate} {r.well} field {r.field} tile {r.tile} t={r.time_h:g} h: "
+                    f"{r.image_path}"
+                    for r in d.itertuples()
+                ]
+            )
         )
     df = df.sort_values(["cell_line", *SORT_KEY], kind="stable").reset_index(drop=True)
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
@@ -212,12 +234,16 @@ def _times(df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object) -> np.n
     default = _parse_time_zero(time_zero, where="--time-zero")
     per_plate: dict[str, float | dt.datetime | None] = {}
     if pm is not None and "time_zero" in pm.columns:
-        for plate, values in pm.groupby("plate")["time_zero"]:
+        for pm_plate, values in pm.groupby("plate")["time_zero"]:
             vals = {v for v in values if str(v).strip() not in ("", "nan")}
             if len(vals) > 1:
-                raise PlateMapError(f"plate map: plate {plate!r} has several time_zero values {sorted(vals)}")
+                raise PlateMapError(
+                    f"plate map: plate {pm_plate!r} has several time_zero values {sorted(vals)}"
+                )
             if vals:
-                per_plate[str(plate)] = _parse_time_zero(vals.pop(), where=f"plate map, plate {plate!r}")
+                per_plate[str(pm_plate)] = _parse_time_zero(
+                    vals.pop(), where=f"plate map, plate {pm_plate!r}"
+                )
     out = np.empty(len(df), dtype=float)
     for plate, idx in df.groupby("plate").groups.items():
         sub = df.loc[idx]
@@ -226,25 +252,31 @@ def _times(df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object) -> np.n
         if elapsed.all():
             if isinstance(tz, dt.datetime):
                 raise ManifestError(
-                    f"plate {plate!r}: file names carry elapsed times, so time_zero must be a number "
-                    f"of hours, not the date-time {tz.isoformat()}"
+                    f"plate {plate!r}: file names carry elapsed times, so time_zero must be a "
+                    f"number of hours, not the date-time {tz.isoformat()}"
                 )
             out[df.index.get_indexer(idx)] = sub["_elapsed"].to_numpy(float) - (tz or 0.0)
         elif not elapsed.any():
             stamps = pd.to_datetime(sub["_stamp"])
             if tz is None:
                 zero = stamps.min()
-                log.warning("plate %s: no time_zero given; time 0 is the first image (%s)", plate, zero)
+                log.warning(
+                    "plate %s: no time_zero given; time 0 is the first image (%s)", plate, zero
+                )
             elif isinstance(tz, float):
                 raise ManifestError(
-                    f"plate {plate!r}: file names carry absolute timestamps, so time_zero must be an "
-                    f"ISO date-time (e.g. 2019-08-30T12:00), not {tz}"
+                    f"plate {plate!r}: file names carry absolute timestamps, so time_zero must be "
+                    f"an ISO date-time (e.g. 2019-08-30T12:00), not {tz}"
                 )
             else:
                 zero = pd.Timestamp(tz)
-            out[df.index.get_indexer(idx)] = ((stamps - zero).dt.total_seconds() / 3600.0).to_numpy()
+            out[df.index.get_indexer(idx)] = (
+                (stamps - zero).dt.total_seconds() / 3600.0
+            ).to_numpy()
         else:
-            raise ManifestError(f"plate {plate!r} mixes elapsed-time and absolute-timestamp file names")
+            raise ManifestError(
+                f"plate {plate!r} mixes elapsed-time and absolute-timestamp file names"
+            )
     return np.round(out, 6)
 
 
@@ -256,6 +288,8 @@ def _join_platemap(df: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
             raise PlateMapError("plate map without plates lists a well twice")
         pm = pm.drop(columns="plate")
         key = [k for k in key if k != "plate"]
+    # Columns the images already define (e.g. a plate map's own row/column) come from the images.
+    pm = pm.drop(columns=[c for c in pm.columns if c in df.columns and c not in key])
     merged = df.merge(pm, on=key, how="left", validate="many_to_one", indicator=True)
     lost = merged["_merge"] == "left_only"
     if lost.any():
@@ -263,13 +297,16 @@ def _join_platemap(df: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
         reasons = []
         for r in merged[lost].itertuples():
             if "plate" in key and r.plate not in known_plates:
-                why = f"plate {r.plate!r} is not in the plate map (plates there: {sorted(known_plates)[:8]})"
+                why = (
+                    f"plate {r.plate!r} is not in the plate map "
+                    f"(plates there: {sorted(known_plates)[:8]})"
+                )
             else:
                 why = f"no plate-map row for plate {r.plate!r} well {r.well}"
             reasons.append(f"{r.image_path}: {why}")
         raise PlateMapError(
-            f"{int(lost.sum())} images do not join the plate map (wells are matched exactly, A1 == A01):"
-            + _listing(reasons)
+            f"{int(lost.sum())} images do not join the plate map "
+            "(wells are matched exactly, A1 == A01):" + _listing(reasons)
         )
     return merged.drop(columns="_merge")
 
@@ -329,7 +366,9 @@ def summarize_manifest(df: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
-def iter_groups(df: pd.DataFrame, keys: Iterable[str]) -> Iterable[tuple[tuple[object, ...], pd.DataFrame]]:
+def iter_groups(
+    df: pd.DataFrame, keys: Iterable[str]
+) -> Iterable[tuple[tuple[object, ...], pd.DataFrame]]:
     """Groups of ``df`` by ``keys`` in sorted order (a tuple key even for one column)."""
     for key, sub in df.groupby(list(keys), sort=True):
         yield (key if isinstance(key, tuple) else (key,)), sub

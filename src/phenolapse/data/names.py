@@ -8,9 +8,10 @@ Two built-in schemes are recognised:
 - the reference screen's absolute timestamps
   ``<CELL>_<CLONE>_<PLATE>_<WELL>_<FIELD>_<YYYY>y<MM>m<DD>d_<HH>h<MM>m.<ext>``.
 
-Other schemes: pass a regular expression with named groups. ``well`` is required; recognised
-groups are ``cell_line, plate, well, row, column, field, tile``, an elapsed time as ``days, hours,
-minutes`` or ``time_h``, or an absolute time as ``year, month, day, hour, minute``.
+Other schemes: pass a regular expression with named groups. ``well`` (or ``row`` and ``column``,
+the row as letters or a 1-based number) is required; recognised groups are ``cell_line, plate,
+well, row, column, field, tile``, an elapsed time as ``days, hours, minutes`` or ``time_h``, or an
+absolute time as ``year, month, day, hour, minute``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,27 @@ class ParsedName:
     timestamp: dt.datetime | None
 
 
+def compile_pattern(pattern: str | re.Pattern[str]) -> re.Pattern[str]:
+    """Compile and check a user naming pattern (it must name the well, see module docstring).
+
+    Raises
+    ------
+    ParseError
+        When the expression is invalid or has no ``well`` (or ``row`` and ``column``) group.
+    """
+    try:
+        compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+    except re.error as exc:
+        raise ParseError(f"invalid naming pattern {pattern!r}: {exc}") from exc
+    groups = set(compiled.groupindex)
+    if "well" not in groups and not {"row", "column"} <= groups:
+        raise ParseError(
+            f"naming pattern {compiled.pattern!r} must have a named group 'well' "
+            "(or 'row' and 'column'), e.g. (?P<well>[A-P]\\d+)"
+        )
+    return compiled
+
+
 def parse_name(name: str | Path, pattern: str | re.Pattern[str] | None = None) -> ParsedName:
     """Parse one file name (the base name of ``name``) with ``pattern`` or the built-in schemes.
 
@@ -78,7 +100,7 @@ def parse_name(name: str | Path, pattern: str | re.Pattern[str] | None = None) -
         When no scheme matches; the message names the file and the expected forms.
     """
     base = Path(name).name
-    patterns = (re.compile(pattern) if isinstance(pattern, str) else pattern,) if pattern else BUILTIN_PATTERNS
+    patterns = (compile_pattern(pattern),) if pattern else BUILTIN_PATTERNS
     for pat in patterns:
         m = pat.match(base)
         if m is not None:
@@ -103,11 +125,28 @@ def _int(groups: dict[str, str | None], key: str, default: int, base: str) -> in
         raise ParseError(f"{base}: {key} {value!r} is not an integer") from exc
 
 
+def _row_letters(row: str) -> str:
+    """Row letters from letters (``"b"`` -> ``"B"``) or a 1-based number (``"02"`` -> ``"B"``)."""
+    text = row.strip()
+    if not text.isdigit():
+        return text
+    n, letters = int(text), ""
+    while n > 0:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
 def _from_groups(base: str, g: dict[str, str | None]) -> ParsedName:
-    if not g.get("well"):
-        raise ParseError(f"{base}: the naming pattern must have a named group 'well'")
+    well = g.get("well")
+    if not well and g.get("row") and g.get("column"):
+        well = f"{_row_letters(str(g['row']))}{g['column']}"
+    if not well:
+        raise ParseError(
+            f"{base}: the naming pattern must have a named group 'well' (or 'row' and 'column')"
+        )
     try:
-        row, column = split_well(str(g["well"]))
+        row, column = split_well(str(well))
     except ParseError as exc:
         raise ParseError(f"{base}: {exc}") from exc
     field = _int(g, "field", 1, base)
@@ -127,13 +166,19 @@ def _from_groups(base: str, g: dict[str, str | None]) -> ParsedName:
     elif g.get("year") is not None:
         try:
             stamp = dt.datetime(
-                _int(g, "year", 0, base), _int(g, "month", 1, base), _int(g, "day", 1, base),
-                _int(g, "hour", 0, base), _int(g, "minute", 0, base),
+                _int(g, "year", 0, base),
+                _int(g, "month", 1, base),
+                _int(g, "day", 1, base),
+                _int(g, "hour", 0, base),
+                _int(g, "minute", 0, base),
             )
         except ValueError as exc:
             raise ParseError(f"{base}: invalid timestamp ({exc})") from exc
     else:
-        raise ParseError(f"{base}: the naming pattern captured no time (days/hours/minutes, time_h or year..minute)")
+        raise ParseError(
+            f"{base}: the naming pattern captured no time "
+            "(days/hours/minutes, time_h or year..minute)"
+        )
     cell_line = str(g.get("cell_line") or "").strip() or "unknown"
     plate = g.get("plate")
     return ParsedName(

@@ -40,7 +40,7 @@ def validate_platemap(df: pd.DataFrame, *, source: str = "plate map") -> pd.Data
 
     Line numbers in error messages count the CSV header as line 1.
     """
-    df = df.copy()
+    df = df.reset_index(drop=True)  # a copy: positions give the CSV line (position + 2)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -50,29 +50,31 @@ def validate_platemap(df: pd.DataFrame, *, source: str = "plate map") -> pd.Data
         )
     if df.empty:
         raise PlateMapError(f"{source}: the plate map has no rows")
-    line = pd.Series(np.arange(len(df)) + 2, index=df.index)
     if "plate" not in df.columns:
         df["plate"] = ""
     df["plate"] = df["plate"].astype(str).str.strip()
     df["drug"] = df["drug"].astype(str).str.strip()
     wells = []
-    for i, w in df["well"].items():
+    for i, w in enumerate(df["well"]):
         try:
             wells.append(canonical_well(str(w)))
         except ParseError as exc:
-            raise PlateMapError(f"{source}, line {line[i]}: {exc}") from exc
+            raise PlateMapError(f"{source}, line {i + 2}: {exc}") from exc
     df["well"] = wells
 
-    conc = pd.to_numeric(df["concentration_um"].astype(str).str.strip().replace("", "nan"), errors="coerce")
-    bad = conc.isna() & ~df["concentration_um"].astype(str).str.strip().isin(["", "nan", "NaN", "NA"])
+    conc = pd.to_numeric(
+        df["concentration_um"].astype(str).str.strip().replace("", "nan"), errors="coerce"
+    )
+    bad = conc.isna() & ~df["concentration_um"].astype(str).str.strip().isin(
+        ["", "nan", "NaN", "NA"]
+    )
     if bad.any():
-        i = bad.idxmax()
-        raise PlateMapError(
-            f"{source}, line {line[i]}: concentration_um {df.at[i, 'concentration_um']!r} is not a number"
-        )
+        i = _first(bad)
+        value = df["concentration_um"].iat[i]
+        raise PlateMapError(f"{source}, line {i + 2}: concentration_um {value!r} is not a number")
     if (conc < 0).any():
-        i = (conc < 0).idxmax()
-        raise PlateMapError(f"{source}, line {line[i]}: negative concentration_um {conc[i]}")
+        i = _first(conc < 0)
+        raise PlateMapError(f"{source}, line {i + 2}: negative concentration_um {conc.iat[i]}")
     df["concentration_um"] = conc.astype(float)
 
     if "role" not in df.columns or (df["role"].astype(str).str.strip() == "").all():
@@ -80,21 +82,23 @@ def validate_platemap(df: pd.DataFrame, *, source: str = "plate map") -> pd.Data
     df["role"] = df["role"].astype(str).str.strip().str.lower()
     unknown = ~df["role"].isin(ROLES)
     if unknown.any():
-        i = unknown.idxmax()
+        i = _first(unknown)
         raise PlateMapError(
-            f"{source}, line {line[i]}: unknown role {df.at[i, 'role']!r}; use one of {list(ROLES)}"
+            f"{source}, line {i + 2}: unknown role {df['role'].iat[i]!r}; use one of {list(ROLES)}"
         )
     treat_no_drug = (df["role"] == "treatment") & (df["drug"] == "")
     if treat_no_drug.any():
-        i = treat_no_drug.idxmax()
-        raise PlateMapError(f"{source}, line {line[i]}: treatment well {df.at[i, 'well']} has no drug")
+        i = _first(treat_no_drug)
+        raise PlateMapError(
+            f"{source}, line {i + 2}: treatment well {df['well'].iat[i]} has no drug"
+        )
 
     key = ["plate", "well"] + (["cell_line"] if "cell_line" in df.columns else [])
     dup = df.duplicated(key, keep=False)
     if dup.any():
-        rows = df[dup]
-        first = rows.iloc[0]
-        lines = line[rows.index[(rows[key] == first[key]).all(axis=1)]].tolist()
+        first = df[dup].iloc[0]
+        same = dup & (df[key] == first[key]).all(axis=1)
+        lines = (np.flatnonzero(same.to_numpy()) + 2).tolist()
         raise PlateMapError(
             f"{source}: duplicate rows for plate {first['plate']!r} well {first['well']} "
             f"(lines {lines}); each well may appear once per plate"
@@ -102,6 +106,11 @@ def validate_platemap(df: pd.DataFrame, *, source: str = "plate map") -> pd.Data
     if "time_zero" in df.columns:
         df["time_zero"] = df["time_zero"].astype(str).str.strip()
     return df.reset_index(drop=True)
+
+
+def _first(mask: pd.Series) -> int:
+    """Position of the first True in a boolean Series."""
+    return int(np.flatnonzero(mask.to_numpy())[0])
 
 
 def _infer_role(drug: str) -> str:

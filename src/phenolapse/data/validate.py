@@ -55,21 +55,34 @@ def validate_screen(
         )
     except PhenolapseError as exc:
         return ValidationReport(
-            pd.DataFrame(), pd.DataFrame([("screen", str(images_dir), str(exc))], columns=["kind", "where", "detail"]), 0
+            pd.DataFrame(),
+            pd.DataFrame(
+                [("screen", str(images_dir), str(exc))], columns=["kind", "where", "detail"]
+            ),
+            0,
         )
     for path, reason in manifest.attrs["skipped"].itertuples(index=False):
         problems.append(("unusable file", path, reason))
 
     if platemap is not None:
         try:
-            build_manifest(images_dir, platemap=platemap, time_zero=time_zero, pattern=pattern, on_error="skip", progress=False)
+            build_manifest(
+                images_dir,
+                platemap=platemap,
+                time_zero=time_zero,
+                pattern=pattern,
+                on_error="skip",
+                progress=False,
+            )
         except PhenolapseError as exc:
             problems.append(("plate map", str(platemap), str(exc)))
 
     shapes: dict[str, int] = {}
     if decode:
         sig: list[str | None] = []
-        for path in tqdm(manifest["image_path"], desc="decoding", unit="img", disable=not progress, leave=False):
+        for path in tqdm(
+            manifest["image_path"], desc="decoding", unit="img", disable=not progress, leave=False
+        ):
             try:
                 arr = read_raw(path)
                 s = f"{arr.shape} {arr.dtype}"
@@ -79,14 +92,18 @@ def validate_screen(
             sig.append(s)
             if s is not None:
                 shapes[s] = shapes.get(s, 0) + 1
-        manifest = manifest.assign(signature=sig)
+        manifest = manifest.assign(signature=pd.Series(sig, index=manifest.index, dtype=object))
         for (plate, well), sub in manifest.dropna(subset=["signature"]).groupby(["plate", "well"]):
             kinds = sub["signature"].value_counts()
             if len(kinds) > 1:
                 odd = sub[sub["signature"] != kinds.index[0]]
                 for r in odd.itertuples():
                     problems.append(
-                        ("inconsistent image", r.image_path, f"plate {plate} well {well}: {r.signature} while most images are {kinds.index[0]}")
+                        (
+                            "inconsistent image",
+                            r.image_path,
+                            f"plate {plate} well {well}: {r.signature} while most images are {kinds.index[0]}",
+                        )
                     )
 
     rows = []
@@ -111,10 +128,22 @@ def validate_screen(
             )
             if missing:
                 shown = ", ".join(f"{t:g}" for t in missing[:10])
-                problems.append(("missing time points", f"{plate} {well}", f"{len(missing)} of {len(plate_times)}: {shown} h"))
+                problems.append(
+                    (
+                        "missing time points",
+                        f"{plate!s} {well!s}",
+                        f"{len(missing)} of {len(plate_times)}: {shown} h",
+                    )
+                )
             if short:
                 shown = ", ".join(f"{t:g}" for t in short[:10])
-                problems.append(("missing images", f"{plate} {well}", f"fewer than {expected} fields x tiles at {shown} h"))
+                problems.append(
+                    (
+                        "missing images",
+                        f"{plate!s} {well!s}",
+                        f"fewer than {expected} fields x tiles at {shown} h",
+                    )
+                )
     return ValidationReport(
         pd.DataFrame(rows),
         pd.DataFrame(problems, columns=["kind", "where", "detail"]),

@@ -84,7 +84,9 @@ class ScreenConfig(BaseModel):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"screen.pattern is not a valid regular expression: {exc}") from exc
+                raise ValueError(
+                    f"screen.pattern is not a valid regular expression: {exc}"
+                ) from exc
         return self
 
 
@@ -212,7 +214,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
             p = Path(node[keys[-1]]).expanduser()
             node[keys[-1]] = str(p if p.is_absolute() else base / p)
-    pre = data.get("compare", {}).get("pretrained") if isinstance(data.get("compare"), dict) else None
+    pre = (
+        data.get("compare", {}).get("pretrained") if isinstance(data.get("compare"), dict) else None
+    )
     if isinstance(pre, dict):
         for k, v in pre.items():
             if isinstance(v, str) and not Path(v).is_absolute():
@@ -294,7 +298,11 @@ def commented_yaml(model: BaseModel, indent: int = 0) -> list[str]:
     pad = " " * indent
     hints = typing.get_type_hints(type(model))
     for name in type(model).model_fields:
-        if indent > 0 and name == "preprocess" and isinstance(model, (TrainConfig, EmbedConfig, LensConfig)):
+        if (
+            indent > 0
+            and name == "preprocess"
+            and isinstance(model, (TrainConfig, EmbedConfig, LensConfig))
+        ):
             continue  # set once, at the top level
         value = getattr(model, name)
         desc = docs.get(name, "")
@@ -305,7 +313,9 @@ def commented_yaml(model: BaseModel, indent: int = 0) -> list[str]:
             lines.append(f"{pad}{name}:")
             lines.extend(commented_yaml(value, indent + 2))
         else:
-            dumped = value.model_dump(mode="json") if isinstance(value, BaseModel) else _jsonable(value)
+            dumped = (
+                value.model_dump(mode="json") if isinstance(value, BaseModel) else _jsonable(value)
+            )
             lines.append(f"{pad}{name}: {_yaml_value(dumped)}")
     return lines
 

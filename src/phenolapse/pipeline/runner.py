@@ -103,7 +103,7 @@ def file_fingerprint(path: Path) -> str:
 def output_lock(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out_dir`` so two runs cannot write into it at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(out_dir / LOCK_NAME, "a+")
+    fh = open(out_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole block
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,7 +173,7 @@ def run_stages(
     stopped = False
     with output_lock(out_dir), log_to_file(out_dir / "phenolapse.log"):
         active = [s for s in stages if s.enabled(config)]
-        for i, stage in enumerate(stages, 1):
+        for stage in stages:
             if stage.name == start:
                 forced = True
             if stopped or not stage.enabled(config):
@@ -210,7 +210,10 @@ def run_stages(
                 outputs = stage.run(ctx)
                 seconds = time.perf_counter() - t0
                 ctx.outputs[stage.name] = outputs
-                write_json({"key": key, "outputs": outputs, "seconds": seconds, "finished": time.time()}, marker)
+                write_json(
+                    {"key": key, "outputs": outputs, "seconds": seconds, "finished": time.time()},
+                    marker,
+                )
                 (markers / f"{stage.name}.started").unlink(missing_ok=True)
                 reports.append(StageReport(stage.name, "ran", seconds, outputs))
                 echo(f"[{n}/{len(active)}] {stage.name}: done in {seconds:.1f} s")
@@ -218,7 +221,6 @@ def run_stages(
                 # Everything after a recomputed stage must see the new key; the hash chain does it.
             if stage.name == until:
                 stopped = True
-        del i
     return reports
 
 

@@ -76,7 +76,9 @@ def _simulate_run(ctx: StageContext) -> dict[str, str]:
 
     spec = _cfg(ctx).screen.simulate
     assert spec is not None
-    screen = simulate_screen(ctx.out_dir / "screen", preset=spec.preset, seed=spec.seed, **spec.overrides)
+    screen = simulate_screen(
+        ctx.out_dir / "screen", preset=spec.preset, seed=spec.seed, **spec.overrides
+    )
     return {
         "root": _rel(ctx, screen.root),
         "images": _rel(ctx, screen.images_dir),
@@ -126,7 +128,9 @@ def _ingest_run(ctx: StageContext) -> dict[str, str]:
 
 def _train_fp(ctx: StageContext) -> Any:
     cfg = _cfg(ctx)
-    return cfg.train.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(mode="json")
+    return cfg.train.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(
+        mode="json"
+    )
 
 
 def _train_run(ctx: StageContext) -> dict[str, str]:
@@ -163,7 +167,9 @@ def _weights_fp(ctx: StageContext) -> str | None:
 def _embed_fp(ctx: StageContext) -> Any:
     cfg = _cfg(ctx)
     return {
-        "embed": cfg.embed.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(mode="json"),
+        "embed": cfg.embed.model_copy(
+            update={"preprocess": cfg.preprocess, "progress": True}
+        ).model_dump(mode="json"),
         "weights": _weights_fp(ctx),
     }
 
@@ -210,7 +216,9 @@ def _temporal_run(ctx: StageContext) -> dict[str, str]:
 def _lens_fp(ctx: StageContext) -> Any:
     cfg = _cfg(ctx)
     return {
-        "lens": cfg.lens.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(mode="json"),
+        "lens": cfg.lens.model_copy(
+            update={"preprocess": cfg.preprocess, "progress": True}
+        ).model_dump(mode="json"),
         "weights": _weights_fp(ctx),
     }
 
@@ -280,11 +288,29 @@ def pipeline_stages() -> list[Stage]:
     return [
         Stage("simulate", (), _simulate_fp, _simulate_run, has_sim),
         Stage("ingest", ("simulate",), _ingest_fp, _ingest_run),
-        Stage("train", ("ingest",), _train_fp, _train_run, lambda c: c.stages.train and c.weights is None),
+        Stage(
+            "train",
+            ("ingest",),
+            _train_fp,
+            _train_run,
+            lambda c: c.stages.train and c.weights is None,
+        ),
         Stage("embed", ("ingest", "train"), _embed_fp, _embed_run),
-        Stage("temporal", ("embed", "ingest"), _temporal_fp, _temporal_run, lambda c: c.stages.temporal),
+        Stage(
+            "temporal",
+            ("embed", "ingest"),
+            _temporal_fp,
+            _temporal_run,
+            lambda c: c.stages.temporal,
+        ),
         Stage("lens", ("ingest", "train"), _lens_fp, _lens_run, lambda c: c.stages.lens),
-        Stage("compare", ("embed", "ingest", "train"), _compare_fp, _compare_run, lambda c: c.stages.compare),
+        Stage(
+            "compare",
+            ("embed", "ingest", "train"),
+            _compare_fp,
+            _compare_run,
+            lambda c: c.stages.compare,
+        ),
         Stage(
             "report",
             ("ingest", "train", "embed", "temporal", "lens", "compare"),
@@ -310,5 +336,9 @@ def run_pipeline(
 
     out = Path(config.output_dir).resolve()
     if config.weights is None and not config.stages.train:
-        raise ConfigError("stages.train is off and no weights are given: the ConvAE needs one of them")
-    return run_stages(pipeline_stages(), out_dir=out, config=config, start=start, until=until, echo=echo)
+        raise ConfigError(
+            "stages.train is off and no weights are given: the ConvAE needs one of them"
+        )
+    return run_stages(
+        pipeline_stages(), out_dir=out, config=config, start=start, until=until, echo=echo
+    )

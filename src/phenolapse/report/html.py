@@ -95,8 +95,15 @@ def _table_html(tab: Table) -> str:
         return html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in shown.itertuples(index=False))
-    more = f'<p class="note">{len(df) - len(shown)} more rows in the table file.</p>' if len(df) > len(shown) else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+        for row in shown.itertuples(index=False)
+    )
+    more = (
+        f'<p class="note">{len(df) - len(shown)} more rows in the table file.</p>'
+        if len(df) > len(shown)
+        else ""
+    )
     cap = f"<caption>{html.escape(tab.caption)}</caption>" if tab.caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
@@ -114,7 +121,9 @@ def render_html(sections: list[Section], *, title: str, subtitle: str = "") -> s
             else:
                 cls = f' class="{html.escape(b.css_class)}"' if b.css_class else ""
                 blocks.append(f"<p{cls}>{html.escape(b.text)}</p>")
-        parts.append(f'<section id="{sec.anchor}"><h2>{html.escape(sec.title)}</h2>{"".join(blocks)}</section>')
+        parts.append(
+            f'<section id="{sec.anchor}"><h2>{html.escape(sec.title)}</h2>{"".join(blocks)}</section>'
+        )
     nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (

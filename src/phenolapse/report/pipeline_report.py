@@ -58,7 +58,9 @@ def screen_overview(manifest: pd.DataFrame) -> list[Figure | Table | Text]:
     per_well = manifest.groupby(["cell_line", "plate", "well"]).agg(
         images=("image_path", "size"), time_points=("time_h", "nunique")
     )
-    plate_times = manifest.groupby(["cell_line", "plate"])["time_h"].nunique().rename("plate_time_points")
+    plate_times = (
+        manifest.groupby(["cell_line", "plate"])["time_h"].nunique().rename("plate_time_points")
+    )
     per_well = per_well.join(plate_times, on=["cell_line", "plate"])
     per_well["missing_time_points"] = per_well["plate_time_points"] - per_well["time_points"]
     desc = per_well["images"].describe()
@@ -82,7 +84,9 @@ def screen_overview(manifest: pd.DataFrame) -> list[Figure | Table | Text]:
     return blocks
 
 
-def _truth_agreement(out_dir: Path, outputs: dict[str, dict[str, str]]) -> list[Figure | Table | Text]:
+def _truth_agreement(
+    out_dir: Path, outputs: dict[str, dict[str, str]]
+) -> list[Figure | Table | Text]:
     truth_rel = outputs.get("simulate", {}).get("truth")
     ann_rel = outputs.get("temporal", {}).get("annotations")
     if not truth_rel or not ann_rel:
@@ -91,13 +95,22 @@ def _truth_agreement(out_dir: Path, outputs: dict[str, dict[str, str]]) -> list[
     if truth is None or ann is None:
         return []
     key = ["cell_line", "drug", "concentration_um"]
-    m = ann.merge(truth[[*key, "effect"]].rename(columns={"effect": "true_effect"}), on=key, how="inner")
+    m = ann.merge(
+        truth[[*key, "effect"]].rename(columns={"effect": "true_effect"}), on=key, how="inner"
+    )
     if m.empty:
         return []
     acc = float(np.mean(m["effect"] == m["true_effect"]))
-    cross = pd.crosstab(m["true_effect"], m["effect"]).reset_index().rename(columns={"true_effect": "true \\ called"})
+    cross = (
+        pd.crosstab(m["true_effect"], m["effect"])
+        .reset_index()
+        .rename(columns={"true_effect": "true \\ called"})
+    )
     return [
-        Text(f"Simulated screen: the automatic annotation agrees with the simulator's truth for {acc:.1%} of {len(m)} conditions."),
+        Text(
+            f"Simulated screen: the automatic annotation agrees with the simulator's truth for "
+            f"{acc:.1%} of {len(m)} conditions."
+        ),
         Table(cross, "Truth (rows) against annotation (columns)"),
     ]
 
@@ -109,13 +122,15 @@ def _methods(cfg: Any, manifest: pd.DataFrame | None) -> list[Figure | Table | T
     ln = cfg.lens
     n = f"{len(manifest)} images" if manifest is not None else "the images"
     crops = ", ".join(f"{c.n} x scale {c.scale[0]:g}-{c.scale[1]:g}" for c in tr.crops)
+    how = {"center": "centre-cropped", "tile": "tiled", "full": "used whole"}[pre.mode]
+    size = f" to {pre.crop_size} px" if pre.crop_size and pre.mode != "full" else ""
+    side = pre.image_size // 4
     lines = [
-        f"Images ({n}) were {'centre-cropped' if pre.mode == 'center' else 'tiled' if pre.mode == 'tile' else 'used whole'}"
-        f"{f' to {pre.crop_size} px' if pre.crop_size and pre.mode != 'full' else ''}, resized to {pre.image_size} px with "
+        f"Images ({n}) were {how}{size}, resized to {pre.image_size} px with "
         f"antialiased bilinear interpolation and scaled to [0, 1] ({pre.intensity} intensity scaling).",
         (
-            f"A convolutional autoencoder (189,381 parameters, 4 x {pre.image_size // 4} x {pre.image_size // 4} latent) was "
-            f"trained self-supervised with binary cross-entropy for {tr.epochs} epochs (Adam, lr {tr.lr:g}, x{tr.lr_decay:g} "
+            f"A convolutional autoencoder (189,381 parameters, 4 x {side} x {side} latent) was trained "
+            f"self-supervised with binary cross-entropy for {tr.epochs} epochs (Adam, lr {tr.lr:g}, x{tr.lr_decay:g} "
             f"after epoch {tr.lr_decay_epoch}, batch {tr.batch_size}) on multi-crop views ({crops}; horizontal flip "
             f"p {tr.flip_p:g}, Gaussian blur p {tr.blur_p:g}), validation split by well."
             if cfg.weights is None
@@ -134,7 +149,7 @@ def _methods(cfg: Any, manifest: pd.DataFrame | None) -> list[Figure | Table | T
         ),
         (
             f"Drug classification: frozen encoder + linear head on held-out wells ({ln.test_fraction:.0%} of wells), "
-            f"{'top' if ln.concentration == 'top' else 'all'} concentration(s), last {ln.last_n_timepoints} time points; "
+            f"{ln.concentration} concentration(s), last {ln.last_n_timepoints} time points; "
             f"lens initialised from the extractor, loss BCE + lambda x CE with lambda in {ln.coefs}, seeds {ln.seeds}."
         ),
     ]
@@ -154,7 +169,11 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
 
     train_blocks: list[Figure | Table | Text] = []
     if "train" in outputs:
-        train_blocks.append(Figure(out_dir / outputs["train"]["loss_curve"], "Training and validation loss per epoch"))
+        train_blocks.append(
+            Figure(
+                out_dir / outputs["train"]["loss_curve"], "Training and validation loss per epoch"
+            )
+        )
         hist = _csv(out_dir / outputs["train"]["history"])
         if hist is not None:
             train_blocks.append(Table(hist, "Loss per epoch (epoch 0: the untrained model)"))
@@ -168,8 +187,12 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
         tdir = out_dir / "temporal"
         ann = _csv(tdir / "annotations.csv")
         if ann is not None and "effect" in ann:
-            counts = ann["effect"].value_counts().rename_axis("effect").reset_index(name="conditions")
-            t_blocks.append(Table(counts, "Conditions (cell line x drug x concentration) per effect"))
+            counts = (
+                ann["effect"].value_counts().rename_axis("effect").reset_index(name="conditions")
+            )
+            t_blocks.append(
+                Table(counts, "Conditions (cell line x drug x concentration) per effect")
+            )
         t_blocks += _truth_agreement(out_dir, outputs)
         t_blocks += _figures(tdir, recursive=True)
         cons = _csv(tdir / "consensus.csv")
@@ -179,9 +202,15 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
             t_blocks.append(Table(ann, "Annotations", max_rows=40))
         gr = _csv(tdir / "gr_summary.csv")
         if gr is not None:
-            gr_blocks.append(Table(gr, "GR values per drug and concentration (Hafner et al. 2016)", max_rows=80))
-    sections.append(Section(SECTION_TITLES[2], t_blocks or [Text("Temporal stage not run.", "missing")]))
-    sections.append(Section(SECTION_TITLES[3], gr_blocks or [Text("No growth readout in this run.", "missing")]))
+            gr_blocks.append(
+                Table(gr, "GR values per drug and concentration (Hafner et al. 2016)", max_rows=80)
+            )
+    sections.append(
+        Section(SECTION_TITLES[2], t_blocks or [Text("Temporal stage not run.", "missing")])
+    )
+    sections.append(
+        Section(SECTION_TITLES[3], gr_blocks or [Text("No growth readout in this run.", "missing")])
+    )
 
     l_blocks: list[Figure | Table | Text] = []
     if "lens" in outputs:
@@ -191,23 +220,42 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
             data = json.loads(summary.read_text())
             flat = {k: v for k, v in data.items() if isinstance(v, (int, float, str))}
             if flat:
-                l_blocks.append(Table(pd.DataFrame([flat]).T.reset_index().set_axis(["quantity", "value"], axis=1), "Summary (held-out wells)"))
+                l_blocks.append(
+                    Table(
+                        pd.DataFrame([flat])
+                        .T.reset_index()
+                        .set_axis(["quantity", "value"], axis=1),
+                        "Summary (held-out wells)",
+                    )
+                )
         res = _csv(ldir / "lens_results.csv")
         if res is not None:
-            l_blocks.append(Table(res, "Held-out accuracy per seed: plain head on F(x) vs lens head on F(L(x))", max_rows=40))
+            l_blocks.append(
+                Table(
+                    res,
+                    "Held-out accuracy per seed: plain head on F(x) vs lens head on F(L(x))",
+                    max_rows=40,
+                )
+            )
         l_blocks += _figures(ldir)
         l_blocks += _figures(ldir / "importance", limit=12, recursive=True)
-    sections.append(Section(SECTION_TITLES[4], l_blocks or [Text("Lens stage not run.", "missing")]))
+    sections.append(
+        Section(SECTION_TITLES[4], l_blocks or [Text("Lens stage not run.", "missing")])
+    )
 
     c_blocks: list[Figure | Table | Text] = []
     if "compare" in outputs:
         cdir = out_dir / "compare"
         comp = _csv(cdir / "comparison.csv")
         if comp is not None:
-            wide = comp.pivot_table(index=["task", "metric"], columns="extractor", values="value").reset_index()
+            wide = comp.pivot_table(
+                index=["task", "metric"], columns="extractor", values="value"
+            ).reset_index()
             c_blocks.append(Table(wide, "Every metric per extractor (comparison.csv)", max_rows=80))
         c_blocks += _figures(cdir)
-    sections.append(Section(SECTION_TITLES[5], c_blocks or [Text("Comparison stage not run.", "missing")]))
+    sections.append(
+        Section(SECTION_TITLES[5], c_blocks or [Text("Comparison stage not run.", "missing")])
+    )
 
     sections.append(Section(SECTION_TITLES[6], _methods(cfg, manifest)))
     return write_html(sections, out_dir / "report.html", title=cfg.title, subtitle=str(out_dir))

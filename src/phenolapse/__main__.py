@@ -1,0 +1,5 @@
+"""``python -m phenolapse``."""
+
+from phenolapse.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""``python -m phenolapse.cli``."""
+
+from phenolapse.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Building blocks of the screen simulator: configuration, design, dynamics and rendering."""
