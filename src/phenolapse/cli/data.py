@@ -58,8 +58,9 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         typer.echo(summarize_manifest(df).to_string(index=False))
         typer.echo(f"wrote {out} ({len(df)} images)")
+        report = out.with_name(out.stem + ".skipped.csv")
+        report.unlink(missing_ok=True)
         if skipped is not None and len(skipped):
-            report = out.with_name(out.stem + ".skipped.csv")
             write_csv(skipped, report)
             typer.secho(
                 f"skipped {len(skipped)} files; see {report}", err=True, fg=typer.colors.YELLOW

@@ -1,0 +1,116 @@
+"""Atomic writes: a failed writer leaves the old file (or folder) intact and no temporary files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from phenolapse.io_utils import (
+    FORMAT_VERSION,
+    atomic_path,
+    atomic_write,
+    write_csv,
+    write_json,
+    write_parquet,
+)
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_replaces_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_write(target) as fh:
+        fh.write("new")
+        assert target.read_text() == "old"  # nothing visible until the writer finishes
+    assert target.read_text() == "new"
+    assert _names(tmp_path) == ["out.txt"]
+
+
+def test_atomic_write_keeps_old_file_when_writer_raises(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old content")
+    with pytest.raises(RuntimeError, match="boom"), atomic_write(target) as fh:
+        fh.write("half of the new content")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old content"
+    assert _names(tmp_path) == ["out.txt"]
+
+
+def test_atomic_write_failure_without_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "out.bin"
+    with pytest.raises(ValueError), atomic_write(target, "wb") as fh:
+        fh.write(b"\x00" * 10)
+        raise ValueError
+    assert not target.exists()
+    assert _names(tmp_path / "sub") == []
+
+
+def test_atomic_write_binary_and_creates_parents(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "data.bin"
+    with atomic_write(target, "wb") as fh:
+        fh.write(b"\x01\x02")
+    assert target.read_bytes() == b"\x01\x02"
+    assert _names(target.parent) == ["data.bin"]
+
+
+def test_atomic_path_directory(tmp_path: Path) -> None:
+    target = tmp_path / "store.zarr"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new.txt").write_text("new")
+    assert _names(target) == ["new.txt"]
+    assert _names(tmp_path) == ["store.zarr"]
+
+    with pytest.raises(OSError, match="disk full"), atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "partial.txt").write_text("partial")
+        raise OSError("disk full")
+    assert _names(target) == ["new.txt"]
+    assert (target / "new.txt").read_text() == "new"
+    assert _names(tmp_path) == ["store.zarr"]
+
+
+def test_atomic_path_nothing_written(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(FileNotFoundError, match="nothing was written"), atomic_path(target):
+        pass
+    assert target.read_text() == "old"
+    assert _names(tmp_path) == ["out.txt"]
+
+
+def test_write_parquet_metadata(tmp_path: Path) -> None:
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    path = write_parquet(df, tmp_path / "t.parquet", kind="test", n=2)
+    meta = json.loads(pq.read_schema(path).metadata[b"phenolapse"])
+    assert meta == {"format_version": FORMAT_VERSION, "kind": "test", "n": 2}
+    pd.testing.assert_frame_equal(pd.read_parquet(path), df, check_dtype=False)
+    assert _names(tmp_path) == ["t.parquet"]
+
+
+def test_write_parquet_failure_keeps_old(tmp_path: Path) -> None:
+    target = tmp_path / "t.parquet"
+    target.write_bytes(b"old")
+    bad = pd.DataFrame({"a": [object(), 1]})  # pyarrow cannot convert
+    with pytest.raises(Exception):  # noqa: B017
+        write_parquet(bad, target)
+    assert target.read_bytes() == b"old"
+    assert _names(tmp_path) == ["t.parquet"]
+
+
+def test_write_csv_and_json(tmp_path: Path) -> None:
+    df = pd.DataFrame({"path": ["/a b.png"], "reason": ["x, y"]})
+    csv = write_csv(df, tmp_path / "s.csv")
+    assert csv.read_text() == 'path,reason\n/a b.png,"x, y"\n'
+    js = write_json({"k": [1, 2], "p": Path("/x")}, tmp_path / "s.json")
+    assert json.loads(js.read_text()) == {"k": [1, 2], "p": "/x"}
+    assert _names(tmp_path) == ["s.csv", "s.json"]
