@@ -1,0 +1,102 @@
+"""The feature-extractor interface shared by every backbone.
+
+An :class:`Extractor` is a ``torch.nn.Module`` that maps a batch of images ``(B, C, H, W)`` with
+values in [0, 1] to feature vectors ``(B, n_features)``. It does its own input normalisation and
+channel replication, so the embedding pipeline feeds every backbone the same tensors. Its
+attributes describe it to the pipeline and name the feature columns of the output tables:
+
+- ``name``: short identifier stored with the features (``"convae"``, ``"resnet50"``, ...);
+- ``in_channels``: channels the pipeline should deliver (images with one channel are replicated
+  by the extractor itself when it needs more);
+- ``input_size``: side of the square input in pixels;
+- ``n_features``: length of the feature vector;
+- ``feature_prefix``: prefix of the feature columns (``convae_0000``, ...).
+
+To add a backbone, subclass :class:`Extractor`, set these attributes in ``__init__`` and implement
+``forward``; keep the module in eval mode and free of downloads (weights from local files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from phenolapse.errors import ConfigError
+from phenolapse.models.convae import LATENT_CHANNELS, ConvAE, load_convae
+
+
+class Extractor(nn.Module):
+    """Base class of feature extractors: images in [0, 1] -> ``(B, n_features)``."""
+
+    name: str = "extractor"
+    in_channels: int = 1
+    input_size: int = 128
+    n_features: int = 0
+    feature_prefix: str = "feature"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature vectors ``(B, n_features)`` of images ``x`` ``(B, C, H, W)`` in [0, 1]."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Attributes stored with the features, used to refuse mixing two extractors."""
+        return {
+            "name": self.name,
+            "in_channels": int(self.in_channels),
+            "input_size": int(self.input_size),
+            "n_features": int(self.n_features),
+            "feature_prefix": self.feature_prefix,
+        }
+
+    def match_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """Replicate a single-channel batch to ``in_channels``; other mismatches are an error."""
+        c = x.shape[1]
+        if c == self.in_channels:
+            return x
+        if c == 1:
+            return x.expand(-1, self.in_channels, -1, -1)
+        raise ConfigError(
+            f"{self.name} expects {self.in_channels}-channel images, got {c} channels; "
+            f"select channels with the preprocessing option 'channels'"
+        )
+
+
+class ConvAEExtractor(Extractor):
+    """The ConvAE encoder as an extractor: the flattened latent ``4 x H/4 x W/4``.
+
+    Parameters
+    ----------
+    model
+        A :class:`~phenolapse.models.convae.ConvAE`; only its encoder is kept.
+    input_size
+        Side of the input images (the reference: 128 -> 4,096 features).
+    name
+        Identifier stored with the features and used as the feature-column prefix.
+    """
+
+    def __init__(self, model: ConvAE, *, input_size: int = 128, name: str = "convae") -> None:
+        super().__init__()
+        if input_size % 4:
+            raise ConfigError(f"ConvAE input size must be divisible by 4, got {input_size}")
+        self.encoder = model.encoder
+        self.name = name
+        self.feature_prefix = name
+        self.in_channels = int(model.in_channels)
+        self.input_size = int(input_size)
+        self.n_features = LATENT_CHANNELS * (input_size // 4) ** 2
+        self.eval()
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, input_size: int = 128, name: str = "convae"
+    ) -> ConvAEExtractor:
+        """Load ConvAE weights (published state_dict or training checkpoint) as an extractor."""
+        return cls(load_convae(path, map_location="cpu"), input_size=input_size, name=name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Flattened latent of images ``x`` in [0, 1] (the ConvAE needs no normalisation)."""
+        z: torch.Tensor = self.encoder(self.match_channels(x))
+        return torch.flatten(z, start_dim=1)
