@@ -18,6 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from phenolapse.comparison.run import CompareConfig
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.embedding.config import EmbedConfig
 from phenolapse.errors import ConfigError
@@ -116,30 +117,6 @@ class StagesConfig(BaseModel):
     report: bool = True
 
 
-class CompareSettings(BaseModel):
-    """Extractor comparison.
-
-    Attributes
-    ----------
-    random_convae
-        Include a randomly initialised ConvAE.
-    classical
-        Include classical intensity/texture features.
-    pretrained
-        Pretrained networks: a mapping name -> local weights file (``resnet50``,
-        ``resnet50_swav``, ``resnet50_dino``, ``vit_s8_dino``, ``vit_b8_dino``).
-    seed
-        Seed of every random step.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    random_convae: bool = True
-    classical: bool = True
-    pretrained: dict[str, Path] = Field(default_factory=dict)
-    seed: int = 0
-
-
 class PipelineConfig(BaseModel):
     """Every option of a run.
 
@@ -181,7 +158,7 @@ class PipelineConfig(BaseModel):
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     lens: LensConfig = Field(default_factory=LensConfig)
-    compare: CompareSettings = Field(default_factory=CompareSettings)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
 
     def check_paths(self) -> None:
         """Raise ConfigError naming the key of any input path that does not exist."""
@@ -191,7 +168,7 @@ class PipelineConfig(BaseModel):
             ("weights", self.weights),
             ("train.init_weights", self.train.init_weights),
         ]
-        checks += [(f"compare.pretrained.{k}", v) for k, v in self.compare.pretrained.items()]
+        checks.append(("compare.weights_dir", self.compare.weights_dir))
         for key, path in checks:
             if path is not None and not Path(path).exists():
                 raise ConfigError(f"{key}: {path} does not exist")
@@ -203,6 +180,7 @@ _PATH_KEYS = (
     ("screen", "images_dir"),
     ("screen", "platemap"),
     ("train", "init_weights"),
+    ("compare", "weights_dir"),
 )
 
 
@@ -214,13 +192,6 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
             p = Path(node[keys[-1]]).expanduser()
             node[keys[-1]] = str(p if p.is_absolute() else base / p)
-    pre = (
-        data.get("compare", {}).get("pretrained") if isinstance(data.get("compare"), dict) else None
-    )
-    if isinstance(pre, dict):
-        for k, v in pre.items():
-            if isinstance(v, str) and not Path(v).is_absolute():
-                pre[k] = str(base / v)
 
 
 def make_pipeline_config(data: dict[str, Any], *, source: str = "configuration") -> PipelineConfig:
@@ -301,7 +272,7 @@ def commented_yaml(model: BaseModel, indent: int = 0) -> list[str]:
         if (
             indent > 0
             and name == "preprocess"
-            and isinstance(model, (TrainConfig, EmbedConfig, LensConfig))
+            and isinstance(model, (TrainConfig, EmbedConfig, LensConfig, CompareConfig))
         ):
             continue  # set once, at the top level
         value = getattr(model, name)

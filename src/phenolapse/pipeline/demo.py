@@ -27,7 +27,7 @@ def demo_config(out: str | Path, *, seed: int = 0, preset: str = "tiny") -> Pipe
             },
             "temporal": {},
             "lens": {"seeds": [0, 1, 2], "epochs": 2, "head_epochs": 40, "importance_examples": 4},
-            "compare": {"seed": seed},
+            "compare": {"seed": seed, "null_size": 200},
         },
         source="demo configuration",
     )

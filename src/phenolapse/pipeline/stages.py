@@ -240,27 +240,35 @@ def _lens_run(ctx: StageContext) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- compare
 
 
+def _compare_config(ctx: StageContext) -> Any:
+    cfg = _cfg(ctx)
+    return cfg.compare.model_copy(update={"preprocess": cfg.preprocess})
+
+
 def _compare_fp(ctx: StageContext) -> Any:
     cfg = _cfg(ctx)
+    wdir = cfg.compare.weights_dir
     return {
-        "compare": cfg.compare.model_dump(mode="json"),
-        "pretrained": {k: file_fingerprint(Path(v)) for k, v in cfg.compare.pretrained.items()},
+        "compare": _compare_config(ctx).model_dump(mode="json", exclude={"progress"}),
+        "pretrained": files_fingerprint(Path(wdir)) if wdir is not None else None,
         "weights": _weights_fp(ctx),
     }
 
 
 def _compare_run(ctx: StageContext) -> dict[str, str]:
-    from phenolapse.comparison.pipeline import compare_in_pipeline
+    from phenolapse.comparison.extractors import offline_extractor_specs
+    from phenolapse.comparison.run import run_comparison
 
     cfg = _cfg(ctx)
-    out = ctx.out_dir / "compare"
-    compare_in_pipeline(
-        _manifest(ctx),
-        trained_profiles=ctx.path("embed", "profiles"),
-        trained_weights=_weights(ctx),
-        out=out,
-        settings=cfg.compare,
-        embed_config=cfg.embed.model_copy(update={"preprocess": cfg.preprocess, "profiles": True}),
+    specs = [
+        s for s in offline_extractor_specs(weights_dir=cfg.compare.weights_dir) if not s.startswith("convae=")
+    ]
+    run_comparison(
+        out=ctx.out_dir / "compare",
+        features={"convae": ctx.path("embed", "profiles")},
+        extractors=specs,
+        manifest=_manifest(ctx),
+        config=_compare_config(ctx),
     )
     return {"dir": "compare", "table": "compare/comparison.csv"}
 

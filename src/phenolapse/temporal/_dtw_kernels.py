@@ -5,6 +5,10 @@ along the best warping path); callers take the square root. A ``window`` below z
 unconstrained alignment, otherwise it is a Sakoe-Chiba radius in time steps, widened by the length
 difference for series of unequal length (tslearn's convention). Compiled code is cached on disk
 (``cache=True``) so later processes skip compilation.
+
+Only the one-off distance matrices use numba's parallel loops; the k-means kernels are serial and
+release the GIL, so the caller runs independent restarts in threads instead of paying a parallel
+runtime's start-up and spin-waiting on each of their many short calls.
 """
 
 from __future__ import annotations
@@ -44,25 +48,22 @@ def dtw_sq(a: np.ndarray, b: np.ndarray, window: int, cutoff: float) -> float:
         cur[lo] = _INF  # column lo-1 in the padded (1-based) layout
         ai = a[i]
         row_min = _INF
+        left = _INF
+        diag = prev[lo]
         for j in range(lo, hi + 1):
+            up = prev[j + 1]
             d = ai - b[j]
-            best = prev[j]
-            if prev[j + 1] < best:
-                best = prev[j + 1]
-            if cur[j] < best:
-                best = cur[j]
-            v = d * d + best
+            v = d * d + min(diag, min(up, left))
             cur[j + 1] = v
-            if v < row_min:
-                row_min = v
+            row_min = min(row_min, v)
+            left = v
+            diag = up
         if hi + 2 <= m:
             cur[hi + 2] = _INF
         if row_min > cutoff:
             return _INF
         prev, cur = cur, prev
-        if i == 0:
-            cur[0] = _INF
-    return prev[m]
+    return float(prev[m])
 
 
 @njit(cache=True, parallel=True)
@@ -77,6 +78,24 @@ def cdist_sq(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True)
+def min_cost_row_sq(a: np.ndarray, y: np.ndarray, window: int, current: np.ndarray) -> np.ndarray:
+    """``min(current[j], squared DTW cost of a and y[j])`` for every row of ``y`` (equal lengths).
+
+    Rows whose LB_Keogh bound or partial alignment already exceeds ``current[j]`` are skipped
+    (k-means++ seeding only needs the smaller of the two).
+    """
+    upper, lower = envelopes(a.reshape((1, a.shape[0])), window)
+    out = current.copy()
+    for j in range(y.shape[0]):
+        if _lb_keogh(y[j], upper[0], lower[0], current[j]) > current[j]:
+            continue
+        v = dtw_sq(a, y[j], window, current[j])
+        if v < out[j]:
+            out[j] = v
+    return out
+
+
 @njit(cache=True, parallel=True)
 def pdist_sq(x: np.ndarray, window: int) -> np.ndarray:
     """Symmetric matrix of squared DTW costs between the rows of ``x``, zero diagonal.
@@ -86,30 +105,88 @@ def pdist_sq(x: np.ndarray, window: int) -> np.ndarray:
     n = x.shape[0]
     out = np.zeros((n, n))
     for r in prange((n + 1) // 2):
-        for i in (r, n - 1 - r):
-            if i == r or i != n - 1 - r or r != n - 1 - r:
-                if i == n - 1 - r and i == r and r != (n - 1) // 2:
-                    continue
-            for j in range(i + 1, n):
-                v = dtw_sq(x[i], x[j], window, _INF)
-                out[i, j] = v
-                out[j, i] = v
+        _pdist_row(x, r, window, out)
+        if n - 1 - r != r:
+            _pdist_row(x, n - 1 - r, window, out)
     return out
 
 
-@njit(cache=True, parallel=True)
-def assign_sq(x: np.ndarray, centroids: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid of every row of ``x`` and its squared DTW cost (first centroid on ties)."""
+@njit(cache=True, nogil=True)
+def _pdist_row(x: np.ndarray, i: int, window: int, out: np.ndarray) -> None:
+    """Fill ``out[i, j]`` and ``out[j, i]`` for every ``j > i``."""
+    for j in range(i + 1, x.shape[0]):
+        v = dtw_sq(x[i], x[j], window, _INF)
+        out[i, j] = v
+        out[j, i] = v
+
+
+@njit(cache=True, nogil=True)
+def envelopes(centroids: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Running maximum and minimum of every centroid over +-``window`` steps (LB_Keogh bounds)."""
+    k, t = centroids.shape
+    upper = np.empty((k, t))
+    lower = np.empty((k, t))
+    w = t if window < 0 else window
+    for c in range(k):
+        for j in range(t):
+            lo = max(0, j - w)
+            hi = min(t - 1, j + w)
+            u = centroids[c, lo]
+            v = centroids[c, lo]
+            for q in range(lo + 1, hi + 1):
+                y = centroids[c, q]
+                if y > u:
+                    u = y
+                if y < v:
+                    v = y
+            upper[c, j] = u
+            lower[c, j] = v
+    return upper, lower
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lb_keogh(a: np.ndarray, upper: np.ndarray, lower: np.ndarray, cutoff: float) -> float:
+    """LB_Keogh lower bound of the squared DTW cost; stops once it exceeds ``cutoff``."""
+    total = 0.0
+    for j in range(a.shape[0]):
+        y = a[j]
+        if y > upper[j]:
+            d = y - upper[j]
+            total += d * d
+        elif y < lower[j]:
+            d = lower[j] - y
+            total += d * d
+        if total > cutoff:
+            return total
+    return total
+
+
+@njit(cache=True, nogil=True)
+def assign_sq(
+    x: np.ndarray, centroids: np.ndarray, window: int, previous: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid of every row of ``x`` (equal lengths) and its squared DTW cost.
+
+    The centroid of ``previous`` (the last labels; -1 for none) is tried first; the others are
+    skipped when their LB_Keogh bound or a partial alignment already exceeds the best cost. Ties
+    go to the lowest centroid index, so the result equals an exhaustive search.
+    """
     n = x.shape[0]
     k = centroids.shape[0]
+    upper, lower = envelopes(centroids, window)
     labels = np.empty(n, dtype=np.int64)
     best = np.empty(n)
-    for i in prange(n):
-        b = _INF
-        lab = 0
+    for i in range(n):
+        first = previous[i] if 0 <= previous[i] < k else 0
+        b = dtw_sq(x[i], centroids[first], window, _INF)
+        lab = first
         for c in range(k):
+            if c == first:
+                continue
+            if _lb_keogh(x[i], upper[c], lower[c], b) > b:
+                continue
             v = dtw_sq(x[i], centroids[c], window, b)
-            if v < b:
+            if v < b or (v == b and c < lab):
                 b = v
                 lab = c
         labels[i] = lab
@@ -128,19 +205,23 @@ def _path_sums(
     """
     n = a.shape[0]
     m = b.shape[0]
-    acc[:, :] = _INF
     acc[0, 0] = 0.0
+    acc[0, 1:] = _INF
     for i in range(n):
         lo, hi = _band(i, n, m, window)
+        acc[i + 1, lo] = _INF  # only band cells and their borders are ever read
+        if hi + 2 <= m:
+            acc[i + 1, hi + 2] = _INF
         ai = a[i]
+        left = _INF
+        diag = acc[i, lo]
         for j in range(lo, hi + 1):
+            up = acc[i, j + 1]
             d = ai - b[j]
-            best = acc[i, j]
-            if acc[i, j + 1] < best:
-                best = acc[i, j + 1]
-            if acc[i + 1, j] < best:
-                best = acc[i + 1, j]
-            acc[i + 1, j + 1] = d * d + best
+            v = d * d + min(diag, min(up, left))
+            acc[i + 1, j + 1] = v
+            left = v
+            diag = up
     i = n
     j = m
     while i > 0 and j > 0:
@@ -156,10 +237,10 @@ def _path_sums(
             i -= 1
         else:
             j -= 1
-    return acc[n, m]
+    return float(acc[n, m])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def dba_step(
     x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, window: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -167,15 +248,15 @@ def dba_step(
 
     Each series is aligned to its own centroid; every centroid point becomes the mean of the series
     values aligned to it. Returns the new centroids and the squared cost of each series before the
-    update. Per-series partial sums keep the result independent of the thread count.
+    update.
     """
     n, t = x.shape
     k, tc = centroids.shape
     sums = np.zeros((n, tc))
     counts = np.zeros((n, tc))
     cost = np.empty(n)
-    for s in prange(n):
-        acc = np.empty((t + 1, tc + 1))
+    acc = np.empty((t + 1, tc + 1))
+    for s in range(n):
         cost[s] = _path_sums(x[s], centroids[labels[s]], window, acc, sums[s], counts[s])
     total = np.zeros((k, tc))
     total_counts = np.zeros((k, tc))
@@ -192,7 +273,59 @@ def dba_step(
     return out, cost
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def assign_dba(
+    x: np.ndarray, centroids: np.ndarray, window: int, previous: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`assign_sq` fused with the first :func:`dba_step` on the new labels.
+
+    The alignment of each series to its previous centroid serves both the assignment and the
+    barycentre update, so one dynamic programme per series is saved. Returns the labels, their
+    squared costs and the updated centroids, equal to ``dba_step(x, centroids, labels, window)``.
+    """
+    n, t = x.shape
+    k, tc = centroids.shape
+    upper, lower = envelopes(centroids, window)
+    labels = np.empty(n, dtype=np.int64)
+    best = np.empty(n)
+    acc = np.empty((t + 1, tc + 1))
+    row_sums = np.zeros(tc)
+    row_counts = np.zeros(tc)
+    total = np.zeros((k, tc))
+    total_counts = np.zeros((k, tc))
+    for i in range(n):
+        first = previous[i] if 0 <= previous[i] < k else 0
+        row_sums[:] = 0.0
+        row_counts[:] = 0.0
+        b = _path_sums(x[i], centroids[first], window, acc, row_sums, row_counts)
+        lab = first
+        for c in range(k):
+            if c == first:
+                continue
+            if _lb_keogh(x[i], upper[c], lower[c], b) > b:
+                continue
+            v = dtw_sq(x[i], centroids[c], window, b)
+            if v < b or (v == b and c < lab):
+                b = v
+                lab = c
+        if lab != first:
+            row_sums[:] = 0.0
+            row_counts[:] = 0.0
+            _path_sums(x[i], centroids[lab], window, acc, row_sums, row_counts)
+        labels[i] = lab
+        best[i] = b
+        for j in range(tc):
+            total[lab, j] += row_sums[j]
+            total_counts[lab, j] += row_counts[j]
+    out = centroids.copy()
+    for c in range(k):
+        for j in range(tc):
+            if total_counts[c, j] > 0:
+                out[c, j] = total[c, j] / total_counts[c, j]
+    return labels, best, out
+
+
+@njit(cache=True, nogil=True)
 def silhouette_precomputed(dist: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Silhouette of every sample from a full distance matrix (scikit-learn's definition).
 
@@ -203,8 +336,9 @@ def silhouette_precomputed(dist: np.ndarray, labels: np.ndarray, k: int) -> np.n
     for i in range(n):
         sizes[labels[i]] += 1.0
     out = np.zeros(n)
-    for i in prange(n):
-        per = np.zeros(k)
+    per = np.zeros(k)
+    for i in range(n):
+        per[:] = 0.0
         for j in range(n):
             per[labels[j]] += dist[i, j]
         own = labels[i]
