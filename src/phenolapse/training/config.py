@@ -20,7 +20,7 @@ class CropSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n: int = Field(1, ge=1)
+    n: int = Field(default=1, ge=1)
     scale: tuple[float, float] = (1.0, 1.0)
 
     @field_validator("scale")
@@ -30,6 +30,10 @@ class CropSpec(BaseModel):
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"crop scale must satisfy 0 < lo <= hi <= 1, got {v}")
         return v
+
+
+def _default_preprocess() -> PreprocessConfig:
+    return PreprocessConfig.model_validate({})
 
 
 def reference_crops() -> list[CropSpec]:
@@ -91,29 +95,29 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    preprocess: PreprocessConfig = Field(default_factory=_default_preprocess)
     crops: list[CropSpec] = Field(default_factory=reference_crops, min_length=1)
     crop_ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
-    flip_p: float = Field(0.5, ge=0, le=1)
-    blur_p: float = Field(0.2, ge=0, le=1)
+    flip_p: float = Field(default=0.5, ge=0, le=1)
+    blur_p: float = Field(default=0.2, ge=0, le=1)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_kernel: int = Field(3, ge=3)
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
+    blur_kernel: int = Field(default=3, ge=3)
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     view_steps: Literal["separate", "joint"] = "separate"
-    lr: float = Field(1e-3, gt=0)
-    lr_decay_epoch: int = Field(5, ge=1)
-    lr_decay: float = Field(0.3, gt=0)
-    val_fraction: float = Field(0.1, ge=0, lt=1)
+    lr: float = Field(default=1e-3, gt=0)
+    lr_decay_epoch: int = Field(default=5, ge=1)
+    lr_decay: float = Field(default=0.3, gt=0)
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)
     seed: int = 0
     device: str = "auto"
     amp: bool | None = None
     channels_last: bool | None = None
     compile: bool = False
-    num_workers: int = Field(0, ge=0)
-    cache_gb: float = Field(4.0, ge=0)
+    num_workers: int = Field(default=0, ge=0)
+    cache_gb: float = Field(default=4.0, ge=0)
     init_weights: Path | None = None
-    max_images: int | None = Field(None, ge=1)
+    max_images: int | None = Field(default=None, ge=1)
     progress: bool = True
 
     @model_validator(mode="after")
@@ -160,7 +164,7 @@ class TrainConfig(BaseModel):
 
 
 def make_config(data: dict[str, Any], *, source: str = "configuration") -> TrainConfig:
-    """Validate a mapping into a :class:`TrainConfig`, raising :class:`ConfigError` on bad values."""
+    """Validate a mapping into a :class:`TrainConfig`; bad values raise :class:`ConfigError`."""
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

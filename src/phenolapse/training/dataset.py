@@ -1,4 +1,4 @@
-"""Training data: the split by well, decoded frames (cached in RAM when they fit), datasets of views.
+"""Training data: split by well, decoded frames (in RAM when they fit), datasets of views.
 
 A *frame* is one crop of one image as the model's views are cut from it (``crop_size`` px, before
 the resize to ``image_size``). Each image yields one frame (``center``/``full``) or several
@@ -31,7 +31,7 @@ REQUIRED_COLUMNS = ("image_path", "plate", "well")
 
 
 def check_manifest(manifest: pd.DataFrame) -> None:
-    """Raise :class:`ManifestError` when ``manifest`` is empty or lacks the columns training needs."""
+    """Raise :class:`ManifestError` if ``manifest`` is empty or lacks the columns training needs."""
     missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
     if missing:
         raise ManifestError(
@@ -54,11 +54,8 @@ def split_by_well(
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     keys = manifest["plate"].astype(str) + "\x00" + manifest["well"].astype(str)
     groups = np.array(sorted(keys.unique()))
-    n_val = int(round(val_fraction * len(groups)))
-    if val_fraction > 0 and len(groups) >= 2:
-        n_val = min(max(n_val, 1), len(groups) - 1)
-    else:
-        n_val = 0
+    n_val = round(val_fraction * len(groups))
+    n_val = min(max(n_val, 1), len(groups) - 1) if val_fraction > 0 and len(groups) >= 2 else 0
     rng = np.random.default_rng(seed)
     val_groups = set(groups[rng.permutation(len(groups))[:n_val]])
     is_val = keys.isin(val_groups).to_numpy()
@@ -121,7 +118,9 @@ class FrameStore:
             raise ManifestError("no images to train on")
         self.paths = [Path(p) for p in paths]
         self.config = config
-        self.ranges = list(intensity_ranges) if intensity_ranges is not None else [None] * len(paths)
+        self.ranges = (
+            list(intensity_ranges) if intensity_ranges is not None else [None] * len(paths)
+        )
         first = self._decode(0)
         self.frames_per_image = first.shape[0]
         self.frame_shape = tuple(first.shape[1:])
@@ -132,19 +131,29 @@ class FrameStore:
     def _decode(self, i: int) -> np.ndarray:
         return decode_frames(self.paths[i], self.config, intensity_range=self.ranges[i])
 
+    def _check_count(self, image: int, frames: np.ndarray) -> None:
+        if frames.shape[0] != self.frames_per_image:
+            raise ImageReadError(
+                f"{self.paths[image]}: gives {frames.shape[0]} tiles, the first image "
+                f"{self.frames_per_image}; tile mode needs frames of one size"
+            )
+
     def _pack(self, frames: np.ndarray) -> torch.Tensor:
         q = np.round(frames * np.float32(255.0))
         if np.array_equal(q.astype(np.float32) / np.float32(255.0), frames):
             return torch.from_numpy(q.astype(np.uint8))
         return torch.from_numpy(frames)
 
-    def _decode_all(self, first: np.ndarray, *, num_threads: int, progress: bool) -> list[torch.Tensor]:
+    def _decode_all(
+        self, first: np.ndarray, *, num_threads: int, progress: bool
+    ) -> list[torch.Tensor]:
         out = [self._pack(first)]
         with ThreadPoolExecutor(max(1, num_threads)) as pool:
             it = pool.map(self._decode, range(1, len(self.paths)))
-            for frames in tqdm(
-                it, total=len(self.paths) - 1, desc="decode", disable=not progress, leave=False
-            ):
+            n = len(self.paths) - 1
+            bar = tqdm(it, total=n, desc="decode", disable=not progress, leave=False)
+            for i, frames in enumerate(bar, start=1):
+                self._check_count(i, frames)
                 out.append(self._pack(frames))
         return out
 
@@ -158,17 +167,13 @@ class FrameStore:
         return len(self) * int(np.prod(self.frame_shape)) * 4
 
     def frame(self, index: int) -> torch.Tensor:
-        """Frame ``index`` as a float32 ``(C, H, W)`` tensor (a new tensor; the cache is untouched)."""
+        """Frame ``index`` as a new float32 ``(C, H, W)`` tensor (the cache is untouched)."""
         image, tile = divmod(index, self.frames_per_image)
         if self.cached is not None:
             t = self.cached[image][tile]
         else:
             frames = self._decode(image)
-            if frames.shape[0] != self.frames_per_image or tuple(frames.shape[1:]) != self.frame_shape:
-                raise ImageReadError(
-                    f"{self.paths[image]}: frames of shape {frames.shape} differ from the first "
-                    f"image's ({self.frames_per_image}, {self.frame_shape}); use one frame size"
-                )
+            self._check_count(image, frames)
             t = torch.from_numpy(frames[tile])
         if t.dtype == torch.uint8:
             return t.float() / 255.0

@@ -39,17 +39,17 @@ def random_resized_crop_box(
     for _ in range(10):
         target = area * _uniform(scale[0], scale[1], generator)
         aspect = math.exp(_uniform(log_lo, log_hi, generator))
-        w = int(round(math.sqrt(target * aspect)))
-        h = int(round(math.sqrt(target / aspect)))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
         if 0 < w <= width and 0 < h <= height:
             top = int(torch.randint(0, height - h + 1, (), generator=generator))
             left = int(torch.randint(0, width - w + 1, (), generator=generator))
             return top, left, h, w
     in_ratio = width / height
     if in_ratio < ratio[0]:
-        w, h = width, int(round(width / ratio[0]))
+        w, h = width, round(width / ratio[0])
     elif in_ratio > ratio[1]:
-        h, w = height, int(round(height * ratio[1]))
+        h, w = height, round(height * ratio[1])
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
@@ -60,7 +60,9 @@ def resize(img: torch.Tensor, size: int) -> torch.Tensor:
     batched = img.ndim == 4
     x = img if batched else img[None]
     if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     else:
         x = x.clone()
     return x if batched else x[0]
