@@ -1,0 +1,117 @@
+"""``phenolapse compare``: feature extractors side by side on the same wells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from phenolapse.cli._common import fail
+from phenolapse.errors import PhenolapseError
+
+
+def _parse_features(items: list[str]) -> list[tuple[str | None, Path]]:
+    out: list[tuple[str | None, Path]] = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if sep and name and not Path(item).exists():
+            out.append((name, Path(path)))
+        else:
+            out.append((None, Path(item)))
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``compare`` command to ``app``."""
+
+    @app.command()
+    def compare(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+        features: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--features", "-f",
+                help="Profiles of one extractor: [NAME=]PATH to profiles.parquet or "
+                "features.zarr. Repeat for each extractor.",
+            ),
+        ] = None,
+        extractor: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--extractor", "-e",
+                help="Extractor to run on --manifest: [LABEL:]KIND[=WEIGHTS], KIND in convae, "
+                "random-convae, classical, resnet50, resnet50-swav, resnet50-dino, vit-s8-dino, "
+                "vit-b8-dino, ... Repeatable.",
+            ),
+        ] = None,
+        manifest: Annotated[
+            Path | None, typer.Option(help="Manifest Parquet the extractors run on.")
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option(help="YAML file with comparison settings (CompareConfig).")
+        ] = None,
+        weights_dir: Annotated[
+            Path | None, typer.Option(help="Folder holding pretrained networks' weight files.")
+        ] = None,
+        last_time_points: Annotated[
+            int | None, typer.Option(help="Latest time points per plate the tasks use.")
+        ] = None,
+        embedding: Annotated[
+            str | None, typer.Option(help="2-D embedding before HDBSCAN: umap or pca.")
+        ] = None,
+        cost_images: Annotated[
+            int | None, typer.Option(help="Images timed per extractor (0: no timing).")
+        ] = None,
+        device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+        drop_nan: Annotated[
+            bool, typer.Option("--drop-nan", help="Leave out profiles with NaN features.")
+        ] = False,
+        figures: Annotated[bool, typer.Option(help="Write one figure per task.")] = True,
+        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ) -> None:
+        """Score extractors: replicate retrieval, drug clustering, held-out classification, cost."""
+        from phenolapse.comparison import CompareConfig, run_comparison
+
+        try:
+            values: dict[str, Any] = {}
+            if config is not None:
+                import yaml
+
+                if not config.is_file():
+                    raise PhenolapseError(f"{config}: config file not found")
+                values = yaml.safe_load(config.read_text()) or {}
+                if not isinstance(values, dict):
+                    raise PhenolapseError(f"{config}: expected a mapping of settings")
+            overrides = {
+                "weights_dir": weights_dir, "last_time_points": last_time_points,
+                "embedding": embedding, "cost_images": cost_images, "device": device,
+                "seed": seed,
+            }
+            values.update({k: v for k, v in overrides.items() if v is not None})
+            if drop_nan:
+                values["nan_policy"] = "drop"
+            values["figures"] = figures
+            values["progress"] = progress
+            try:
+                cfg = CompareConfig(**values)
+            except ValueError as exc:
+                raise PhenolapseError(f"invalid comparison settings: {exc}") from exc
+            result = run_comparison(
+                out=out,
+                features=_parse_features(features or []),
+                extractors=extractor or [],
+                manifest=manifest,
+                config=cfg,
+            )
+        except PhenolapseError as exc:
+            fail(str(exc))
+        for name, n in result.dropped.items():
+            if n:
+                typer.secho(
+                    f"{name}: {n} rows not shared by every extractor left out",
+                    err=True, fg=typer.colors.YELLOW,
+                )
+        typer.echo(result.paths["markdown"].read_text())
+        typer.echo(f"wrote {result.paths['table']} and {len(result.paths)} files in {out}")
