@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # One BLAS thread: on two shared cores, threaded BLAS oversubscribes and slows tests many-fold.
-for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,8 @@
 """Configuration of the temporal stage, shared by the CLI, YAML files and the Python API.
 
 One :class:`TemporalConfig` holds every option of SPEC section 7: the distance metric, the series
-processing (reference defaults), the DTW clustering, the growth readout and the annotation thresholds.
+processing (reference defaults), the DTW clustering, the growth readout and the annotation
+thresholds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from phenolapse.errors import ConfigError
+from phenolapse.temporal.dtw import DTWClusterConfig
 
 Metric = Literal["euclidean", "cosine", "correlation", "braycurtis"]
 EFFECTS = ("no_effect", "cytostatic", "cytotoxic", "mixed")
@@ -24,7 +26,8 @@ class DistanceConfig(BaseModel):
     Attributes
     ----------
     metric
-        ``euclidean`` (reference), ``cosine``, ``correlation`` or ``braycurtis`` (scipy conventions).
+        ``euclidean`` (reference), ``cosine``, ``correlation`` or ``braycurtis`` (scipy
+        conventions).
     n_bootstrap
         Bootstrap resamples of the replicate wells for the 95 % band (0 disables the band).
     null_draws
@@ -39,9 +42,9 @@ class DistanceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: Metric = "euclidean"
-    n_bootstrap: int = Field(200, ge=0)
-    null_draws: int = Field(50, ge=1)
-    null_quantile: float = Field(0.95, gt=0, lt=1)
+    n_bootstrap: int = Field(default=200, ge=0)
+    null_draws: int = Field(default=50, ge=1)
+    null_quantile: float = Field(default=0.95, gt=0, lt=1)
     seed: int = 0
 
 
@@ -71,38 +74,13 @@ class SeriesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_time_h: float = 0.0
-    length: int | None = Field(None, ge=2)
-    rolling_window: int = Field(5, ge=1)
-    drop_first: int = Field(4, ge=0)
-    drop_last: int = Field(1, ge=0)
+    length: int | None = Field(default=None, ge=2)
+    rolling_window: int = Field(default=5, ge=1)
+    drop_first: int = Field(default=4, ge=0)
+    drop_last: int = Field(default=1, ge=0)
     scaling: Literal["minmax_drug", "minmax_series", "none"] = "minmax_drug"
     on_gap: Literal["interpolate", "drop", "raise"] = "interpolate"
     on_short: Literal["drop", "raise"] = "drop"
-
-
-class ClusterConfig(BaseModel):
-    """DTW k-means options (SPEC 7.5); mirrors ``phenolapse.temporal.dtw.DTWClusterConfig``.
-
-    Attributes
-    ----------
-    k
-        Number of clusters; None selects k from ``ks`` by DTW silhouette.
-    ks
-        Candidate numbers of clusters for the selection (the reference range: 2..9).
-    window
-        Sakoe-Chiba radius in time steps (None: unconstrained DTW).
-    n_init, max_iter, seed
-        Restarts, iteration cap and seed of the k-means.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    k: int | None = Field(None, ge=1)
-    ks: list[int] = Field(default_factory=lambda: list(range(2, 10)))
-    window: int | None = Field(None, ge=0)
-    n_init: int = Field(3, ge=1)
-    max_iter: int = Field(50, ge=1)
-    seed: int = 0
 
 
 class GrowthConfig(BaseModel):
@@ -117,17 +95,18 @@ class GrowthConfig(BaseModel):
         isolated noise pixels (the morphological clean-up).
     threshold
         ``plate_otsu``: Otsu threshold on the texture histogram pooled over each plate (robust to
-        nearly empty and nearly full fields); ``otsu``: per image; a number: fixed texture threshold.
+        nearly empty and nearly full fields); ``otsu``: per image; a number: fixed texture
+        threshold.
     max_texture
         Upper edge of the texture histogram (texture values above are counted in the last bin).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    window: int = Field(9, ge=3)
-    smooth_sigma: float = Field(2.0, ge=0)
+    window: int = Field(default=9, ge=3)
+    smooth_sigma: float = Field(default=4.0, ge=0)
     threshold: Literal["plate_otsu", "otsu"] | float = "plate_otsu"
-    max_texture: float = Field(0.25, gt=0)
+    max_texture: float = Field(default=0.25, gt=0)
 
 
 class AnnotationConfig(BaseModel):
@@ -135,18 +114,20 @@ class AnnotationConfig(BaseModel):
 
     Attributes
     ----------
+    full_kill_fraction
+        End confluence below this fraction of the start confluence: cells died (cytotoxic).
+    fall_fraction
+        End confluence below this fraction of its maximum after drug addition: partial death.
+    gr_cytotoxic
+        GR at the end below this: cell mass fell (partial death unless ``full_kill_fraction``).
     gr_no_effect
         GR at the end at or above this: growth like the control.
-    gr_cytostatic
-        GR at the end at or above this (and below ``gr_no_effect``): growth stalled (cytostatic),
-        unless cell mass fell earlier.
-    gr_cytotoxic
-        GR at the end below this: cell mass fell (cytotoxic or mixed).
-    fall_fraction
-        Confluence at the end below ``fall_fraction`` x its maximum after treatment: cells died.
-    full_kill_fraction
-        Confluence at the end below this fraction of the starting confluence: cytotoxic rather than
-        mixed (stasis followed by partial death).
+    gr_borderline
+        GR at the end in [gr_borderline, gr_no_effect): slight inhibition, decided by the image
+        features (effect -> mixed, none -> no_effect); growth alone calls it mixed.
+    gr_stasis
+        GR over the second half of the time course (``gr_late``) at or below this: growth has
+        stopped with cells alive (cytostatic); above it growth is slowed (mixed).
     distance_effect
         Maximum smoothed distance, in units of the control's own spread (``null_distance``), above
         which the image features show an effect.
@@ -157,19 +138,20 @@ class AnnotationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gr_no_effect: float = 0.6
-    gr_cytostatic: float = -0.1
+    full_kill_fraction: float = Field(default=0.5, gt=0, le=1)
+    fall_fraction: float = Field(default=0.85, gt=0, le=1)
     gr_cytotoxic: float = -0.1
-    fall_fraction: float = Field(0.75, gt=0, le=1)
-    full_kill_fraction: float = Field(0.5, gt=0, le=1)
-    distance_effect: float = Field(1.5, gt=0)
-    late_level: float = Field(0.6, ge=0, le=1)
-    peak_fall: float = Field(0.3, ge=0, le=1)
+    gr_no_effect: float = 0.92
+    gr_borderline: float = 0.8
+    gr_stasis: float = 0.3
+    distance_effect: float = Field(default=1.5, gt=0)
+    late_level: float = Field(default=0.6, ge=0, le=1)
+    peak_fall: float = Field(default=0.3, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> AnnotationConfig:
-        if self.gr_cytostatic > self.gr_no_effect:
-            raise ValueError("gr_cytostatic must not exceed gr_no_effect")
+        if not self.gr_cytotoxic <= self.gr_borderline <= self.gr_no_effect:
+            raise ValueError("need gr_cytotoxic <= gr_borderline <= gr_no_effect")
         return self
 
 
@@ -180,10 +162,12 @@ class TemporalConfig(BaseModel):
 
     distance: DistanceConfig = Field(default_factory=DistanceConfig)
     series: SeriesConfig = Field(default_factory=SeriesConfig)
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    cluster: DTWClusterConfig = Field(default_factory=lambda: DTWClusterConfig.model_validate({}))
     growth: GrowthConfig = Field(default_factory=GrowthConfig)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
-    cluster_effects: dict[int, Literal["no_effect", "cytostatic", "cytotoxic", "mixed"]] | None = None
+    cluster_effects: dict[int, Literal["no_effect", "cytostatic", "cytotoxic", "mixed"]] | None = (
+        None
+    )
     use_features: bool = True
     use_growth: bool = True
     progress: bool = True

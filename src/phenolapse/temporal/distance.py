@@ -11,9 +11,10 @@ Per plate (a cell line's plate holds its own controls):
 
 The spread over replicate wells is kept two ways: per-replicate distances (each well's vector to the
 control) summarised as mean/sd/min/max, and a bootstrap 95 % band of the mean-vector distance over
-resampled replicate wells. ``null_distance`` is the control's own spread: the ``null_quantile`` of the
-distance between the mean of n randomly drawn control wells and the mean of the remaining control
-wells (n = the condition's number of replicates), so a distance can be read in units of noise.
+resampled replicate wells. ``null_distance`` is the control's own spread: the ``null_quantile`` of
+the distance between the mean of n randomly drawn control wells and the mean of the remaining
+control wells (n = the condition's number of replicates), so a distance can be read in units of
+noise.
 
 Handling of awkward input: a plate without negative-control wells, NaN features or duplicated
 (plate, well, time) rows raise :class:`~phenolapse.errors.FeatureTableError`; a condition with a
@@ -77,7 +78,9 @@ def check_profiles(profiles: pd.DataFrame, *, source: str = "profiles") -> list[
         raise FeatureTableError(f"{source}: the profiles table is empty")
     feats = feature_columns(profiles)
     if not feats:
-        raise FeatureTableError(f"{source}: no feature columns (columns not starting with Metadata_)")
+        raise FeatureTableError(
+            f"{source}: no feature columns (columns not starting with Metadata_)"
+        )
     bad_type = [c for c in feats if not pd.api.types.is_numeric_dtype(profiles[c])]
     if bad_type:
         raise FeatureTableError(
@@ -110,7 +113,9 @@ def check_profiles(profiles: pd.DataFrame, *, source: str = "profiles") -> list[
     return feats
 
 
-def nearest_time_index(reference_times: Sequence[float] | np.ndarray, times: Sequence[float] | np.ndarray) -> np.ndarray:
+def nearest_time_index(
+    reference_times: Sequence[float] | np.ndarray, times: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """Index into ``reference_times`` of the nearest reference time for each of ``times``.
 
     ``reference_times`` must be sorted ascending; exact ties go to the earlier reference time.
@@ -152,7 +157,9 @@ def rowwise_distance(a: np.ndarray, b: np.ndarray, *, metric: str = "euclidean")
         return np.maximum(out, 0.0)
 
 
-def control_trajectory(profiles: pd.DataFrame, *, plate: str, feature_cols: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def control_trajectory(
+    profiles: pd.DataFrame, *, plate: str, feature_cols: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Control times and the mean negative-control feature vector at each, for one plate.
 
     Returns
@@ -163,7 +170,9 @@ def control_trajectory(profiles: pd.DataFrame, *, plate: str, feature_cols: list
         Mean feature vector of the plate's ``negative_control`` wells at each time point.
     """
     feats = feature_cols if feature_cols is not None else feature_columns(profiles)
-    ctrl = profiles[(profiles["Metadata_plate"] == plate) & (profiles["Metadata_role"] == "negative_control")]
+    ctrl = profiles[
+        (profiles["Metadata_plate"] == plate) & (profiles["Metadata_role"] == "negative_control")
+    ]
     if ctrl.empty:
         raise FeatureTableError(
             f"plate {plate}: no negative_control wells, so there is no control trajectory; "
@@ -174,7 +183,13 @@ def control_trajectory(profiles: pd.DataFrame, *, plate: str, feature_cols: list
 
 
 def _null_by_time(
-    ctrl_wells: np.ndarray, n: int, *, metric: str, draws: int, quantile: float, rng: np.random.Generator
+    ctrl_wells: np.ndarray,
+    n: int,
+    *,
+    metric: str,
+    draws: int,
+    quantile: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Null distance per time: mean of ``n`` control wells vs the mean of the rest (T,)."""
     n_c, n_t, _ = ctrl_wells.shape
@@ -198,7 +213,9 @@ def _null_by_time(
         return np.nanquantile(out, quantile, axis=0)
 
 
-def _well_cube(df: pd.DataFrame, feats: list[str], times: np.ndarray) -> tuple[list[str], np.ndarray]:
+def _well_cube(
+    df: pd.DataFrame, feats: list[str], times: np.ndarray
+) -> tuple[list[str], np.ndarray]:
     """Wells x times x features array of ``df`` on the time grid ``times`` (NaN where missing)."""
     wells = sorted(df["Metadata_well"].astype(str).unique())
     w_idx = {w: i for i, w in enumerate(wells)}
@@ -294,14 +311,22 @@ def distance_to_control(
                     hi = np.nanquantile(boot, 0.975, axis=0)
             if n_rep not in null_cache:
                 null_cache[n_rep] = _null_by_time(
-                    ctrl_cube, n_rep, metric=cfg.metric, draws=cfg.null_draws,
-                    quantile=cfg.null_quantile, rng=rng,
+                    ctrl_cube,
+                    n_rep,
+                    metric=cfg.metric,
+                    draws=cfg.null_draws,
+                    quantile=cfg.null_quantile,
+                    rng=rng,
                 )
             null = null_cache[n_rep][match]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 rep_mean = np.nanmean(per_well, axis=0)
-                rep_sd = np.nanstd(per_well, axis=0, ddof=1) if n_rep > 1 else np.full(times.size, np.nan)
+                rep_sd = (
+                    np.nanstd(per_well, axis=0, ddof=1)
+                    if n_rep > 1
+                    else np.full(times.size, np.nan)
+                )
                 rep_min = np.nanmin(per_well, axis=0)
                 rep_max = np.nanmax(per_well, axis=0)
             base = dict(zip(CONDITION_KEYS, key, strict=True))
@@ -346,11 +371,18 @@ def distance_to_control(
     out = pd.DataFrame(rows)
     if out.empty:
         raise FeatureTableError(
-            "no treatment, untreated or positive_control wells found: nothing to compare with the control"
+            "no treatment, untreated or positive_control wells found: nothing to compare with "
+            "the control"
         )
     if return_replicates:
         reps = pd.concat(rep_rows, ignore_index=True)[
-            [*CONDITION_KEYS, "Metadata_well", "Metadata_time_h", "Metadata_control_time_h", "distance"]
+            [
+                *CONDITION_KEYS,
+                "Metadata_well",
+                "Metadata_time_h",
+                "Metadata_control_time_h",
+                "distance",
+            ]
         ]
         return out, reps
     return out

@@ -125,7 +125,9 @@ def _grid_series(
     return np.interp(span, times, values)
 
 
-def make_series(distances: pd.DataFrame, *, config: SeriesConfig | None = None, value: str = "distance") -> SeriesSet:
+def make_series(
+    distances: pd.DataFrame, *, config: SeriesConfig | None = None, value: str = "distance"
+) -> SeriesSet:
     """Build the clustering series from a distance table (see module docstring for the steps).
 
     Parameters
@@ -176,20 +178,28 @@ def make_series(distances: pd.DataFrame, *, config: SeriesConfig | None = None, 
             rel_series.append(r if r is not None else np.full(v.size, np.nan))
             time_axes.append(grid[: v.size])
     if dropped_gap:
-        warnings.warn(f"dropped {len(dropped_gap)} series with gaps: {dropped_gap[:5]}", stacklevel=2)
+        warnings.warn(
+            f"dropped {len(dropped_gap)} series with gaps: {dropped_gap[:5]}", stacklevel=2
+        )
     if not series:
         raise SeriesError("no series left after removing series with gaps")
     lengths = np.array([s.size for s in series])
     length = cfg.length if cfg.length is not None else int(lengths.min())
     short = lengths < length
     if short.any():
-        names = [f"{keys[i][0]}/{keys[i][1]}/{keys[i][2]}@{keys[i][3]}" for i in np.flatnonzero(short)]
+        names = [
+            f"{keys[i][0]}/{keys[i][1]}/{keys[i][2]}@{keys[i][3]}" for i in np.flatnonzero(short)
+        ]
         if cfg.on_short == "raise":
             raise SeriesError(
                 f"{int(short.sum())} series have fewer than {length} time points after "
-                f"{cfg.min_time_h:g} h (e.g. {names[:3]}); lower series.length or use on_short='drop'"
+                f"{cfg.min_time_h:g} h (e.g. {names[:3]}); lower series.length or use "
+                "on_short='drop'"
             )
-        warnings.warn(f"dropped {int(short.sum())} series shorter than {length} points: {names[:5]}", stacklevel=2)
+        warnings.warn(
+            f"dropped {int(short.sum())} series shorter than {length} points: {names[:5]}",
+            stacklevel=2,
+        )
     keep = np.flatnonzero(~short)
     if keep.size == 0:
         raise SeriesError(f"no series reaches the requested length {length}")
@@ -207,8 +217,10 @@ def make_series(distances: pd.DataFrame, *, config: SeriesConfig | None = None, 
     rel = rolling_median(rel_full, cfg.rolling_window)[:, cfg.drop_first : end]
     key_df = pd.DataFrame([keys[i] for i in keep], columns=SERIES_KEYS)
     if cfg.scaling == "minmax_drug":
-        grp = key_df["Metadata_cell_line"].astype(str) + "\x00" + key_df["Metadata_drug"].astype(str)
-        values = minmax_scale(raw, grp.to_numpy())
+        labels = (
+            key_df["Metadata_cell_line"].astype(str) + "\x00" + key_df["Metadata_drug"].astype(str)
+        )
+        values = minmax_scale(raw, labels.to_numpy())
     elif cfg.scaling == "minmax_series":
         values = minmax_scale(raw, np.arange(raw.shape[0]))
     else:
