@@ -20,6 +20,7 @@ from phenolapse.data.manifest import (
     MANIFEST_COLUMNS,
     build_manifest,
     read_manifest,
+    skipped_table,
     summarize_manifest,
     validate_manifest,
     write_manifest,
@@ -324,7 +325,7 @@ def test_unparseable_name_raises_or_is_skipped(tmp_path: Path) -> None:
     assert "overview_scan.png: file name not understood" in msg
     m = build_manifest(tmp_path, on_error="skip", progress=False)
     assert list(m["image_path"]) == [str(good)]
-    skipped = m.attrs["skipped"]
+    skipped = skipped_table(m)
     assert list(skipped.columns) == ["path", "reason"]
     assert list(skipped["path"]) == [str(bad)]
     assert "file name not understood" in skipped.loc[0, "reason"]
@@ -344,7 +345,7 @@ def test_zero_byte_and_corrupt_images(tmp_path: Path) -> None:
     assert f"{junk}: not a readable image" in msg
     m = build_manifest(tmp_path, on_error="skip", progress=False)
     assert list(m["image_path"]) == [str(good)]
-    assert sorted(m.attrs["skipped"]["path"]) == sorted([str(empty), str(junk)])
+    assert sorted(skipped_table(m)["path"]) == sorted([str(empty), str(junk)])
 
 
 def test_truncated_image_found_when_verifying(tmp_path: Path) -> None:
@@ -360,7 +361,7 @@ def test_truncated_image_found_when_verifying(tmp_path: Path) -> None:
     assert str(truncated) in str(info.value)
     m = build_manifest(tmp_path, verify_images=True, on_error="skip", progress=False)
     assert list(m["image_path"]) == [str(good)]
-    assert list(m.attrs["skipped"]["path"]) == [str(truncated)]
+    assert list(skipped_table(m)["path"]) == [str(truncated)]
 
 
 def test_all_files_bad_even_when_skipping(tmp_path: Path) -> None:

@@ -39,7 +39,12 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ) -> None:
         """Parse image file names, join the plate map, write the manifest."""
-        from phenolapse.data.manifest import build_manifest, summarize_manifest, write_manifest
+        from phenolapse.data.manifest import (
+            build_manifest,
+            skipped_table,
+            summarize_manifest,
+            write_manifest,
+        )
         from phenolapse.io_utils import write_csv
 
         try:
@@ -52,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 verify_images=verify,
                 progress=progress,
             )
-            skipped = df.attrs.get("skipped")
+            skipped = skipped_table(df)
             write_manifest(df, out)
         except PhenolapseError as exc:
             fail(str(exc))

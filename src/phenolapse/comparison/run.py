@@ -307,16 +307,18 @@ def _embed_extractors(
     config: CompareConfig,
 ) -> tuple[list[ProfileSet], list[dict[str, Any]]]:
     from phenolapse.comparison.cost import measure_cost, sample_images
-    from phenolapse.comparison.extractors import build_extractor
+    from phenolapse.comparison.extractors import SIMPLE_KINDS, build_extractor, parse_extractor_spec
     from phenolapse.embedding import EmbedConfig, embed_manifest
     from phenolapse.embedding.extract import resolve_manifest
     from phenolapse.models.base import Extractor
 
-    built = [
-        item if isinstance(item, Extractor)
-        else build_extractor(item, weights_dir=config.weights_dir, seed=config.seed)
-        for item in extractors
-    ]
+    def build(item: str | ExtractorSpec) -> Extractor:
+        spec = parse_extractor_spec(item) if isinstance(item, str) else item
+        # ConvAE-family and classical extractors see the screen's own model input size.
+        size = config.preprocess.image_size if spec.kind in SIMPLE_KINDS else None
+        return build_extractor(spec, weights_dir=config.weights_dir, seed=config.seed, input_size=size)
+
+    built = [item if isinstance(item, Extractor) else build(item) for item in extractors]
     df = resolve_manifest(manifest)
     if "image_path" not in df.columns or df.empty:
         raise ManifestError("the manifest is empty or has no image_path column")

@@ -129,7 +129,8 @@ def build_manifest(
         Regular expression with named groups for other naming schemes.
     on_error
         ``raise``: stop at unparseable or unreadable files; ``skip``: leave them out and list them
-        in ``manifest.attrs["skipped"]`` (a table of ``path, reason``).
+        in ``manifest.attrs["skipped"]`` (``{"path": [...], "reason": [...]}``; see
+        :func:`skipped_table`).
     verify_images
         Decode every image (slow) so corrupt files are found now, not mid-run.
     progress
@@ -226,7 +227,8 @@ def build_manifest(
     df = df.sort_values(["cell_line", *SORT_KEY], kind="stable").reset_index(drop=True)
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
     df = df[MANIFEST_COLUMNS + extra]
-    df.attrs["skipped"] = pd.DataFrame(skipped, columns=["path", "reason"])
+    # Plain lists, not a DataFrame: pandas compares attrs when concatenating or grouping.
+    df.attrs["skipped"] = {"path": [p for p, _ in skipped], "reason": [r for _, r in skipped]}
     return df
 
 
@@ -309,6 +311,13 @@ def _join_platemap(df: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
             "(wells are matched exactly, A1 == A01):" + _listing(reasons)
         )
     return merged.drop(columns="_merge")
+
+
+def skipped_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The files :func:`build_manifest` left out (``on_error="skip"``): columns ``path, reason``."""
+    return pd.DataFrame(
+        manifest.attrs.get("skipped") or {"path": [], "reason": []}, columns=["path", "reason"]
+    )
 
 
 def validate_manifest(df: pd.DataFrame, *, source: str = "manifest") -> pd.DataFrame:

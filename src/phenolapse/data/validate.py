@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from phenolapse.data.imageio import read_raw
-from phenolapse.data.manifest import build_manifest
+from phenolapse.data.manifest import build_manifest, skipped_table
 from phenolapse.errors import ImageReadError, PhenolapseError
 
 
@@ -61,7 +61,7 @@ def validate_screen(
             ),
             0,
         )
-    for path, reason in manifest.attrs["skipped"].itertuples(index=False):
+    for path, reason in skipped_table(manifest).itertuples(index=False):
         problems.append(("unusable file", path, reason))
 
     if platemap is not None:

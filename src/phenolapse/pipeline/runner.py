@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phenolapse import __version__
 from phenolapse.errors import ConfigError, OutputLockedError
 from phenolapse.io_utils import write_json
 
@@ -184,6 +185,7 @@ def run_stages(
                     "stage": stage.name,
                     "inputs": stage.fingerprint(ctx),
                     "upstream": {d: keys.get(d) for d in stage.depends},
+                    "version": __version__,
                 }
             )
             keys[stage.name] = key

@@ -102,7 +102,7 @@ def _ingest_fp(ctx: StageContext) -> Any:
 
 
 def _ingest_run(ctx: StageContext) -> dict[str, str]:
-    from phenolapse.data.manifest import build_manifest, write_manifest
+    from phenolapse.data.manifest import build_manifest, skipped_table, write_manifest
     from phenolapse.io_utils import write_csv
 
     cfg = _cfg(ctx)
@@ -115,7 +115,7 @@ def _ingest_run(ctx: StageContext) -> dict[str, str]:
         on_error="skip" if cfg.screen.skip_bad else "raise",
     )
     out = {"manifest": "manifest.parquet"}
-    skipped = df.attrs.get("skipped")
+    skipped = skipped_table(df)
     write_manifest(df, ctx.out_dir / "manifest.parquet")
     if skipped is not None and len(skipped):
         write_csv(skipped, ctx.out_dir / "manifest.skipped.csv")
@@ -260,12 +260,16 @@ def _compare_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.comparison.run import run_comparison
 
     cfg = _cfg(ctx)
-    specs = [
-        s for s in offline_extractor_specs(weights_dir=cfg.compare.weights_dir) if not s.startswith("convae=")
-    ]
+    specs = offline_extractor_specs(
+        convae_weights=_weights(ctx), weights_dir=cfg.compare.weights_dir
+    )
+    out = ctx.out_dir / "compare"
+    if out.exists() and not ctx.resume:
+        import shutil
+
+        shutil.rmtree(out)  # derived features of other settings; an interrupted run keeps them
     run_comparison(
-        out=ctx.out_dir / "compare",
-        features={"convae": ctx.path("embed", "profiles")},
+        out=out,
         extractors=specs,
         manifest=_manifest(ctx),
         config=_compare_config(ctx),

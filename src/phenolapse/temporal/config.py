@@ -156,7 +156,29 @@ class AnnotationConfig(BaseModel):
 
 
 class TemporalConfig(BaseModel):
-    """Every option of the temporal stage (distance, series, clustering, growth, annotation)."""
+    """Every option of the temporal stage (distance, series, clustering, growth, annotation).
+
+    Attributes
+    ----------
+    distance
+        Distance of each treatment to the plate's control trajectory (SPEC 7.1-7.3).
+    series
+        Series processing before clustering (SPEC 7.4; the reference's defaults).
+    cluster
+        DTW k-means clustering of the series (SPEC 7.5).
+    growth
+        Label-free confluence measured on the images.
+    annotation
+        Thresholds of the effect annotation rules (written to ``annotation_rules.md``).
+    cluster_effects
+        Optional user mapping cluster id -> effect that overrides the automatic one.
+    use_features
+        Use the image-feature distance in the annotation.
+    use_growth
+        Use the growth readout (confluence, GR) in the annotation.
+    progress
+        Show progress bars.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,0 +1,113 @@
+"""``phenolapse temporal``: features -> distance to control, DTW clusters, effects, figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phenolapse.cli._common import fail
+from phenolapse.errors import PhenolapseError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``temporal`` command to ``app``."""
+
+    @app.command()
+    def temporal(
+        features: Annotated[
+            Path, typer.Argument(help="Profiles Parquet (Metadata_* + features) or features.zarr.")
+        ],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+        manifest: Annotated[
+            Path | None,
+            typer.Option(help="Manifest Parquet: confluence is measured on its images."),
+        ] = None,
+        incucyte: Annotated[
+            list[Path] | None,
+            typer.Option(help="Incucyte confluence export(s) (one per plate, named after it)."),
+        ] = None,
+        platemap: Annotated[
+            Path | None, typer.Option(help="Plate map for the Incucyte export's wells.")
+        ] = None,
+        k: Annotated[
+            int | None, typer.Option(help="Number of DTW clusters (default: chosen by silhouette).")
+        ] = None,
+        metric: Annotated[
+            str | None, typer.Option(help="euclidean (default), cosine, correlation, braycurtis.")
+        ] = None,
+        window: Annotated[
+            int | None, typer.Option(help="Sakoe-Chiba window of the DTW (time steps).")
+        ] = None,
+        cluster_map: Annotated[
+            Path | None, typer.Option(help="YAML/CSV mapping cluster id -> effect (override).")
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option(help="YAML file with TemporalConfig options.")
+        ] = None,
+        growth: Annotated[bool, typer.Option(help="Use the growth readout.")] = True,
+        figures: Annotated[bool, typer.Option(help="Draw the figures.")] = True,
+        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ) -> None:
+        """Distance to control, series, DTW clusters, effect annotation, GR and figures."""
+        import pandas as pd
+
+        from phenolapse.temporal.annotate import read_cluster_mapping
+        from phenolapse.temporal.config import TemporalConfig
+        from phenolapse.temporal.growth import read_incucyte_confluence
+        from phenolapse.temporal.pipeline import load_profiles, run_temporal
+
+        try:
+            cfg = TemporalConfig.from_yaml(config) if config is not None else TemporalConfig()
+            updates: dict[str, object] = {"progress": progress, "use_growth": growth}
+            if cluster_map is not None:
+                updates["cluster_effects"] = read_cluster_mapping(cluster_map)
+            cfg = cfg.model_copy(update=updates)
+            if k is not None or window is not None:
+                cluster = cfg.cluster.model_copy(
+                    update={
+                        **({"k": k} if k is not None else {}),
+                        **({"window": window} if window is not None else {}),
+                    }
+                )
+                cfg = cfg.model_copy(update={"cluster": cluster})
+            if metric is not None:
+                cfg = cfg.model_copy(
+                    update={"distance": cfg.distance.model_copy(update={"metric": metric})}
+                )
+            cfg = TemporalConfig.model_validate(cfg.model_dump())
+            profiles = load_profiles(features)
+            man = None
+            if manifest is not None:
+                from phenolapse.data.manifest import read_manifest
+
+                man = read_manifest(manifest)
+            growth_table = None
+            if incucyte:
+                pm = None
+                if platemap is not None:
+                    from phenolapse.data.platemap import read_platemap
+
+                    pm = read_platemap(platemap)
+                growth_table = pd.concat(
+                    [read_incucyte_confluence(p, plate=p.stem, platemap=pm) for p in incucyte],
+                    ignore_index=True,
+                )
+            result = run_temporal(
+                profiles,
+                out_dir=out,
+                config=cfg,
+                manifest=man,
+                growth=growth_table,
+                figures=figures,
+            )
+        except PhenolapseError as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(f"invalid option: {exc}")
+        counts = result.annotations.loc[result.annotations["role"] == "treatment", "effect"]
+        typer.echo(counts.value_counts().to_string())
+        typer.echo(
+            f"k = {len(result.centroids)} clusters; wrote {len(result.files)} files to {out}"
+        )

@@ -1,0 +1,107 @@
+"""Configuration of the lens stage, shared by the Python API, YAML files and the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from phenolapse.data.imageio import PreprocessConfig
+from phenolapse.errors import ConfigError
+
+
+class LensConfig(BaseModel):
+    """Everything that decides a lens run: classes, splits, training, evaluation, outputs.
+
+    Attributes
+    ----------
+    preprocess
+        How frames become model input (crop, resize, channels, intensity scaling).
+    concentration
+        ``top``: each drug's highest concentration (the reference); ``all``: every concentration.
+    last_n_timepoints
+        Keep each plate's last N time points (the reference: 30); None keeps all.
+    include_controls
+        Add the control wells (DMSO, PBS, ...) as classes named after their drug.
+    coefs
+        Values of lambda in ``BCE(L(x), x) + lambda * CE(head(F(L(x))), y)``; > 0 regularised,
+        < 0 adversarial. Every value gets a fresh lens and head.
+    detach_classification
+        Reproduce the reference: the classification term reaches the head but not the lens.
+    init
+        Lens initialisation: ``extractor`` (a copy of the autoencoder) or ``random``.
+    head_init
+        Lens head start: ``plain`` (a copy of the plain head of the same seed) or ``random``.
+    feature_mode
+        ``latent``: flattened latent (the reference head, 4 * H/4 * W/4 inputs); ``pooled``: mean
+        and max of every encoder activation channel (456 inputs).
+    test_fraction
+        Fraction of each class's wells held out for evaluation (at least one well per class).
+    classical_baseline
+        Also train the same head on classical intensity/texture features of the same inputs and
+        splits (:mod:`phenolapse.models.classical`), reported as ``top1_classical`` and
+        ``top3_classical``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    preprocess: PreprocessConfig = Field(
+        default_factory=lambda: PreprocessConfig.model_validate({})
+    )
+    concentration: Literal["top", "all"] = "top"
+    last_n_timepoints: int | None = Field(default=30, ge=1)
+    include_controls: bool = True
+    coefs: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    detach_classification: bool = False
+    init: Literal["extractor", "random"] = "extractor"
+    head_init: Literal["plain", "random"] = "plain"
+    feature_mode: Literal["latent", "pooled"] = "latent"
+    lens_lr: float = Field(default=5e-4, gt=0)
+    head_lr: float = Field(default=1e-3, gt=0)
+    head_weight_decay: float = Field(default=1e-4, ge=0)
+    epochs: int = Field(default=3, ge=1)
+    head_epochs: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    test_fraction: float = Field(default=0.25, gt=0, lt=1)
+    max_train_images: int | None = Field(default=None, ge=1)
+    device: str = "cpu"
+    importance_examples: int = Field(default=6, ge=0)
+    importance_exponent: float = Field(default=1.5, gt=0)
+    confidence_margin: float = Field(default=0.5, ge=0, le=1)
+    classical_baseline: bool = True
+    integrated_gradients: bool = True
+    ig_steps: int = Field(default=16, ge=2)
+    progress: bool = True
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct: {v}")
+        return v
+
+
+def make_lens_config(
+    data: dict[str, Any] | None = None, *, source: str = "lens configuration"
+) -> LensConfig:
+    """Build a :class:`LensConfig` from a plain dict (YAML); :class:`ConfigError` on bad keys."""
+    try:
+        return LensConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid lens configuration:\n{exc}") from exc
+
+
+def load_lens_config(path: str | Path) -> LensConfig:
+    """Read a :class:`LensConfig` from a YAML file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of options, got {type(data).__name__}")
+    return make_lens_config(data, source=str(path))

@@ -1,0 +1,331 @@
+"""Automatic effect annotation of every (cell line, drug, concentration) (SPEC 7.6).
+
+Each unit gets one of ``no_effect``, ``cytostatic``, ``cytotoxic``, ``mixed`` from documented rules
+over two readouts. Thresholds are fields of :class:`~phenolapse.temporal.config.AnnotationConfig`
+(names in brackets).
+
+**Cluster shape (image features).** The DTW centroid of the unit's cluster (min-max scaled
+distance-to-control series) is described by its late level (mean of the last fifth), its peak and
+the fall from peak to late level, and mapped to an effect:
+
+- ``rise_stay`` - late level >= [late_level] and fall < [peak_fall]: distance rises to its maximum
+  and stays -> ``cytotoxic``;
+- ``rise_fall`` - fall >= [peak_fall] with the peak before the last fifth: distance rises, peaks
+  and falls back -> ``cytostatic``;
+- ``low`` - peak < 1 - [late_level] : low and flat -> ``no_effect``;
+- ``intermediate`` - anything else -> ``mixed``.
+
+The user may replace this mapping (``cluster_effects``: cluster id -> effect). Min-max scaling
+removes absolute level, so a unit whose smoothed distance never exceeds [distance_effect] times the
+control's own spread (``max_relative_distance``) shows no feature effect, whatever its cluster;
+``feature_effect`` is the cluster effect for units that show an effect, else ``no_effect``.
+
+**Growth (confluence from the images or an Incucyte export; GR after Hafner et al. 2016).**
+Readouts per unit (:func:`phenolapse.temporal.growth.gr_summary`): ``end_ratio`` (end / start
+confluence), ``fall_ratio`` (end / maximum confluence after drug addition), ``gr_end`` (GR at the
+end) and ``gr_late`` (GR over the second half of the time course). Rules, first match wins:
+
+1. ``end_ratio`` < [full_kill_fraction]: cell mass fell below its start -> ``cytotoxic``;
+2. ``fall_ratio`` < [fall_fraction] or ``gr_end`` < [gr_cytotoxic]: partial death -> ``mixed``;
+3. ``gr_end`` >= [gr_no_effect]: growth like the control -> ``no_effect``;
+4. ``gr_end`` >= [gr_borderline]: slight inhibition -> decided by the image features (rule 4f);
+   ``mixed`` when growth is used alone;
+5. ``gr_late`` <= [gr_stasis]: growth has stopped with cells alive -> ``cytostatic``;
+6. otherwise (growth slowed but not stopped) -> ``mixed``.
+
+**Combination** (both readouts): the growth rules decide, with
+
+- 4f. in the borderline band of rule 4: ``mixed`` when the features show an effect
+  (``max_relative_distance`` > [distance_effect]), else ``no_effect``;
+- with a user cluster -> effect mapping, units whose features show an effect take the mapped
+  effect of their cluster (the user's reading of the clusters overrides the growth rules);
+- ``morphology_change = True`` for every unit called ``no_effect`` whose features show an effect
+  (a drug that changes morphology without changing growth);
+- ``feature_support`` says whether the features agree that something happened.
+
+Without growth (or for a unit without growth data): the feature effect (cluster effect when the
+features show an effect, else ``no_effect``). Without features: the growth rules (rule 4 ->
+``mixed``).
+
+**Consensus over cell lines**: per (drug, concentration) the most frequent effect; a tie between
+effects gives ``mixed``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from phenolapse.errors import ConfigError
+from phenolapse.temporal.config import EFFECTS, AnnotationConfig
+
+SHAPE_EFFECT = {
+    "rise_stay": "cytotoxic",
+    "rise_fall": "cytostatic",
+    "low": "no_effect",
+    "intermediate": "mixed",
+}
+
+
+def centroid_shape(
+    centroid: np.ndarray, *, config: AnnotationConfig | None = None
+) -> dict[str, float | str]:
+    """Describe a scaled centroid: ``late``, ``peak``, ``peak_position``, ``fall``, ``shape``."""
+    cfg = config or AnnotationConfig()
+    c = np.asarray(centroid, dtype=np.float64).ravel()
+    if c.size < 2 or not np.isfinite(c).all():
+        raise ValueError("a centroid needs at least 2 finite points")
+    n_late = max(1, int(np.ceil(c.size / 5)))
+    late = float(c[-n_late:].mean())
+    peak_i = int(np.argmax(c))
+    peak = float(c[peak_i])
+    fall = peak - late
+    if late >= cfg.late_level and fall < cfg.peak_fall:
+        shape = "rise_stay"
+    elif fall >= cfg.peak_fall and peak_i < c.size - n_late:
+        shape = "rise_fall"
+    elif peak < 1.0 - cfg.late_level:
+        shape = "low"
+    else:
+        shape = "intermediate"
+    return {
+        "late": late,
+        "peak": peak,
+        "peak_position": peak_i / (c.size - 1),
+        "fall": fall,
+        "shape": shape,
+    }
+
+
+def cluster_effects_from_centroids(
+    centroids: np.ndarray, *, config: AnnotationConfig | None = None
+) -> pd.DataFrame:
+    """One row per cluster: its shape descriptors and the effect the shape maps to."""
+    rows = []
+    for i, c in enumerate(np.asarray(centroids, dtype=np.float64)):
+        d = centroid_shape(c, config=config)
+        rows.append({"cluster": i, **d, "effect": SHAPE_EFFECT[str(d["shape"])]})
+    return pd.DataFrame(rows)
+
+
+def read_cluster_mapping(path: str | Path) -> dict[int, str]:
+    """Read a user cluster -> effect mapping from YAML (``{0: cytotoxic, ...}``) or CSV
+    (columns ``cluster, effect``)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            df = pd.read_csv(path)
+            if not {"cluster", "effect"} <= set(df.columns):
+                raise ConfigError(f"{path}: a cluster mapping CSV needs columns cluster, effect")
+            raw = dict(zip(df["cluster"], df["effect"], strict=True))
+        else:
+            raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{path}: cannot read cluster mapping ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a cluster mapping must map cluster ids to effects")
+    return validate_mapping(raw, source=str(path))
+
+
+def validate_mapping(raw: Mapping[Any, Any], *, source: str = "cluster mapping") -> dict[int, str]:
+    """Check a cluster -> effect mapping (integer ids, known effects) and normalise it."""
+    out: dict[int, str] = {}
+    for k, v in raw.items():
+        try:
+            key = int(str(k))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: cluster id {k!r} is not an integer") from exc
+        if str(v) not in EFFECTS:
+            raise ConfigError(f"{source}: cluster {key} maps to {v!r}; use one of {list(EFFECTS)}")
+        out[key] = str(v)
+    return out
+
+
+def growth_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[str, str]:
+    """Effect from the growth readouts of one unit (growth rules 1-6); returns (effect, rule)."""
+    cfg = config or AnnotationConfig()
+
+    def get(name: str) -> float:
+        value = (
+            getattr(row, name, np.nan) if not isinstance(row, Mapping) else row.get(name, np.nan)
+        )
+        return float(value) if value is not None else float("nan")
+
+    gr_end, gr_late = get("gr_end"), get("gr_late")
+    fall_ratio, end_ratio = get("fall_ratio"), get("end_ratio")
+    if np.isfinite(end_ratio) and end_ratio < cfg.full_kill_fraction:
+        return "cytotoxic", "1:died"
+    if (np.isfinite(fall_ratio) and fall_ratio < cfg.fall_fraction) or (
+        np.isfinite(gr_end) and gr_end < cfg.gr_cytotoxic
+    ):
+        return "mixed", "2:partial_death"
+    if not np.isfinite(gr_end):
+        return "no_effect", "undefined"
+    if gr_end >= cfg.gr_no_effect:
+        return "no_effect", "3:like_control"
+    if gr_end >= cfg.gr_borderline:
+        return "mixed", "4:borderline"
+    if np.isfinite(gr_late) and gr_late <= cfg.gr_stasis:
+        return "cytostatic", "5:stopped"
+    return "mixed", "6:slowed"
+
+
+def annotate(
+    units: pd.DataFrame,
+    *,
+    config: AnnotationConfig | None = None,
+    cluster_effects: Mapping[int, str] | None = None,
+    use_features: bool = True,
+    use_growth: bool = True,
+) -> pd.DataFrame:
+    """Label every unit with an effect (rules in the module docstring).
+
+    Parameters
+    ----------
+    units
+        One row per (cell line, plate, drug, concentration) with ``cluster``, ``cluster_effect``
+        (from the centroid shape) and ``max_relative_distance`` when features are used, and
+        ``gr_end``, ``gr_late``, ``fall_ratio``, ``end_ratio`` when growth is used.
+    config
+        Thresholds.
+    cluster_effects
+        User mapping cluster id -> effect replacing the shape-based ``cluster_effect``.
+    use_features, use_growth
+        Which readouts to use (at least one).
+
+    Returns
+    -------
+    DataFrame
+        ``units`` plus ``feature_effect``, ``growth_effect``, ``growth_rule``, ``effect``,
+        ``morphology_change``, ``feature_support``.
+    """
+    cfg = config or AnnotationConfig()
+    if not (use_features or use_growth):
+        raise ConfigError("annotation needs the image features, the growth readout or both")
+    out = units.copy()
+    shows = np.zeros(len(out), dtype=bool)
+    if use_features:
+        for col in ("cluster", "max_relative_distance"):
+            if col not in out.columns:
+                raise ConfigError(f"feature-based annotation needs column {col!r}")
+        if cluster_effects is not None:
+            mapping = validate_mapping({int(k): str(v) for k, v in cluster_effects.items()})
+            missing = sorted(set(out["cluster"].astype(int)) - set(mapping))
+            if missing:
+                raise ConfigError(
+                    f"the cluster mapping lacks cluster(s) {missing}; map every cluster to an "
+                    "effect"
+                )
+            out["cluster_effect"] = out["cluster"].astype(int).map(mapping)
+        elif "cluster_effect" not in out.columns:
+            raise ConfigError(
+                "feature-based annotation needs 'cluster_effect' or a cluster mapping"
+            )
+        rel = out["max_relative_distance"].to_numpy(dtype=np.float64)
+        above = np.where(np.isfinite(rel), rel > cfg.distance_effect, True)
+        out["feature_effect"] = np.where(above, out["cluster_effect"], "no_effect")
+        shows = above
+    else:
+        out["feature_effect"] = ""
+    if use_growth:
+        for col in ("gr_end", "gr_late", "fall_ratio", "end_ratio"):
+            if col not in out.columns:
+                raise ConfigError(f"growth-based annotation needs column {col!r}")
+        calls = [growth_effect(r, config=cfg) for r in out.itertuples(index=False)]
+        out["growth_effect"] = [c[0] for c in calls]
+        out["growth_rule"] = [c[1] for c in calls]
+    else:
+        out["growth_effect"] = ""
+        out["growth_rule"] = ""
+    effects = []
+    for i, r in enumerate(out.itertuples(index=False)):
+        g, f = str(r.growth_effect), str(r.feature_effect)
+        no_growth = not use_growth or (use_features and r.growth_rule == "undefined")
+        user_mapped = cluster_effects is not None and bool(shows[i])
+        if no_growth or user_mapped:
+            effects.append(f)
+        elif not use_features or r.growth_rule != "4:borderline":
+            effects.append(g)
+        else:
+            effects.append("mixed" if shows[i] else "no_effect")
+    out["effect"] = effects
+    out["morphology_change"] = shows & (out["effect"] == "no_effect").to_numpy()
+    out["feature_support"] = shows if use_features else np.nan
+    return out
+
+
+def consensus(annotations: pd.DataFrame, *, effect: str = "effect") -> pd.DataFrame:
+    """Consensus effect per (drug, concentration) over cell lines: majority, ties -> ``mixed``.
+
+    Returns ``drug, concentration_um, effect, n_cell_lines, agreement`` (share of cell lines
+    agreeing with the consensus) and one ``n_<effect>`` count column per effect.
+    """
+    rows = []
+    for (drug, conc), grp in annotations.groupby(
+        ["drug", "concentration_um"], sort=True, dropna=False
+    ):
+        counts = Counter(grp[effect].astype(str))
+        top = counts.most_common()
+        best = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else "mixed"
+        rows.append(
+            {
+                "drug": drug,
+                "concentration_um": conc,
+                "effect": best,
+                "n_cell_lines": int(grp["cell_line"].nunique()),
+                "agreement": counts.get(best, 0) / len(grp),
+                **{f"n_{e}": counts.get(e, 0) for e in EFFECTS},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def agreement_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
+    """Accuracy and macro-F1 (over the four effects present in truth or prediction)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    p = predicted.astype(str).to_numpy()
+    t = truth.astype(str).to_numpy()
+    labels = sorted(set(t) | set(p))
+    return {
+        "accuracy": float(accuracy_score(t, p)),
+        "macro_f1": float(f1_score(t, p, labels=labels, average="macro", zero_division=0)),
+        "n": float(len(t)),
+    }
+
+
+def rules_markdown(
+    config: AnnotationConfig | None = None, *, cluster_table: pd.DataFrame | None = None
+) -> str:
+    """The annotation rules as Markdown, with the thresholds used (written beside the tables)."""
+    cfg = config or AnnotationConfig()
+    doc = (__doc__ or "").strip()
+    lines = [
+        "# Effect annotation rules",
+        "",
+        doc,
+        "",
+        "## Thresholds used",
+        "",
+        *[f"- `{k}` = {v}" for k, v in cfg.model_dump().items()],
+    ]
+    if cluster_table is not None and not cluster_table.empty:
+        lines += [
+            "",
+            "## Clusters",
+            "",
+            "| cluster | shape | late | peak | fall | effect |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in cluster_table.itertuples(index=False):
+            lines.append(
+                f"| {r.cluster} | {r.shape} | {r.late:.2f} | {r.peak:.2f} | {r.fall:.2f} "
+                f"| {r.effect} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""The BBBC021 benchmark script: a tiny synthetic .npz of the same layout; (slow) real data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bbbc021_moa.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bbbc021_moa", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_on_synthetic_npz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    n = 48
+    moa = np.array(["DMSO", "drug"] * (n // 2))
+    field = np.array([f"f{i % 8}" for i in range(n)])
+    base = np.where(moa == "drug", 3000, 1000)[:, None, None, None]
+    images = (base + rng.normal(0, 200, size=(n, 20, 20, 2))).clip(0, 65535).astype(np.uint16)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=images, moa=moa, field=field)
+    args = ["--data", str(path), "--folds", "2", "--image-size", "16", "--threads", "1"]
+    result = _load().main(args)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last) == result
+    for key in (
+        "balanced_accuracy",
+        "balanced_accuracy_lens",
+        "random_init_balanced_accuracy",
+        "baseline_balanced_accuracy",
+    ):
+        assert 0.0 <= result[key] <= 1.0
+    # brightness separates the classes perfectly: the intensity baseline must find it
+    assert result["baseline_balanced_accuracy"] == 1.0
+
+
+def test_benchmark_rejects_single_class(tmp_path: Path) -> None:
+    path = tmp_path / "one.npz"
+    np.savez(
+        path,
+        images=np.zeros((4, 16, 16, 1), np.uint16),
+        moa=np.array(["DMSO"] * 4),
+        field=np.array(["a", "a", "b", "b"]),
+    )
+    with pytest.raises(SystemExit, match="single moa class"):
+        _load().main(["--data", str(path)])
+
+
+@pytest.mark.slow
+def test_benchmark_on_real_bbbc021(shared_data: Path) -> None:
+    result = _load().main(["--data", str(shared_data / "bbbc021-mcf7" / "bbbc021_mcf7_dev.npz")])
+    assert result["balanced_accuracy"] >= 0.95
+    assert result["balanced_accuracy"] >= result["baseline_balanced_accuracy"] - 0.01
