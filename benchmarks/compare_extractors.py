@@ -9,7 +9,10 @@ weights (trained on real Incucyte images). Only the images the comparison uses a
 The last line printed is one JSON object with the trained/random ratios of replicate mAP and
 held-out drug-identity accuracy, measured in the same run.
 
-Usage: ``python benchmarks/compare_extractors.py [--work DIR] [--epochs 2] [--max-images 600]``
+Usage: ``python benchmarks/compare_extractors.py [--work DIR] [--epochs 2] [--max-images 600]``;
+``--model PATH --screen DIR --image-size 64`` reuses a model trained elsewhere (e.g. by
+``temporal_recovery.py``) on that screen; ``--pooled`` adds both ConvAEs with their latent
+pooled per channel instead of flattened.
 """
 
 from __future__ import annotations
@@ -20,13 +23,37 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from phenolapse.comparison import CompareConfig, run_comparison
 from phenolapse.comparison.selection import task_rows
+from phenolapse.models.base import ConvAEExtractor, Extractor
 
 PUBLISHED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "pheno-ml" / (
     "trained_model.torch"
 )
+
+
+class PooledLatent(Extractor):
+    """A ConvAE encoder whose latent is pooled per channel (mean, std, 10/50/90th percentiles,
+    mean absolute value) instead of flattened: translation-invariant, 6 values per channel."""
+
+    def __init__(self, base: ConvAEExtractor, *, name: str) -> None:
+        super().__init__()
+        self.encoder = base.encoder
+        self.name = name
+        self.feature_prefix = name
+        self.in_channels = base.in_channels
+        self.input_size = base.input_size
+        self.n_features = 6 * int(base.n_features // (base.input_size // 4) ** 2)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-channel statistics of the latent of images ``x`` in [0, 1]."""
+        z = torch.flatten(self.encoder(self.match_channels(x)), start_dim=2)
+        q = torch.quantile(z, torch.tensor([0.1, 0.5, 0.9], device=z.device), dim=2)
+        stats = [z.mean(2), z.std(2), *q, z.abs().mean(2)]
+        return torch.stack(stats, dim=2).flatten(1)
 
 
 def _subset(manifest: pd.DataFrame, last_time_points: int) -> pd.DataFrame:
@@ -64,6 +91,19 @@ def main() -> None:
     ap.add_argument("--no-published", action="store_true")
     ap.add_argument("--init-weights", type=Path, default=None,
                     help="continue training from these ConvAE weights")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="use these trained ConvAE weights instead of training")
+    ap.add_argument("--screen", type=Path, default=None,
+                    help="use this simulated screen folder instead of WORK/screen")
+    ap.add_argument("--image-size", type=int, default=128, help="model input side (px)")
+    ap.add_argument("--crop-size", type=int, default=256, help="centre crop of the frame")
+    ap.add_argument("--views", type=int, choices=[0, 1, 2], default=0,
+                    help="0: reference multi-crop; 1: whole frame; 2: whole + one 0.5-0.75")
+    ap.add_argument("--view-steps", choices=["separate", "joint"], default="separate")
+    ap.add_argument("--pooled", action="store_true",
+                    help="also compare the per-channel pooled latent of both ConvAEs")
+    ap.add_argument("--no-flat", action="store_true",
+                    help="skip the flattened-latent ConvAEs (with --pooled)")
     args = ap.parse_args()
 
     from phenolapse.data.manifest import build_manifest
@@ -72,7 +112,7 @@ def main() -> None:
     from phenolapse.training.loop import train
 
     work: Path = args.work
-    screen_dir = work / "screen"
+    screen_dir = args.screen or work / "screen"
     t0 = time.perf_counter()
     if not (screen_dir / "platemap.csv").exists():
         simulate_screen(screen_dir, preset=args.preset, seed=args.seed)
@@ -81,29 +121,46 @@ def main() -> None:
     )
     t_sim = time.perf_counter() - t0
 
-    model_path = work / "train" / "model.pt"
+    model_path = args.model or work / "train" / "model.pt"
+    preprocess = {"crop_size": args.crop_size, "image_size": args.image_size}
     t0 = time.perf_counter()
     if not model_path.exists():
         settings = {
             "epochs": args.epochs, "max_images": args.max_images, "device": args.device,
             "seed": args.seed, "lr_decay_epoch": max(1, args.epochs - 1),
-            "batch_size": args.batch_size, "progress": False,
+            "batch_size": args.batch_size, "progress": False, "preprocess": preprocess,
+            "view_steps": args.view_steps,
         }
         if args.init_weights is not None:
             settings["init_weights"] = str(args.init_weights)
-        if args.whole_view_only:
+        if args.whole_view_only or args.views == 1:
             settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}]
+        elif args.views == 2:
+            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}, {"n": 1, "scale": [0.5, 0.75]}]
         cfg = TrainConfig.model_validate(settings)
         model_path = train(manifest, out=work / "train", config=cfg).model_path
     t_train = time.perf_counter() - t0
 
     subset = _subset(manifest, args.last_time_points)
-    extractors = [f"convae-trained:convae={model_path}", "random-convae", "classical"]
+    extractors: list[str | Extractor] = (
+        [] if args.no_flat else [f"convae-trained:convae={model_path}", "random-convae"]
+    )
+    extractors.append("classical")
+    if args.pooled:
+        from phenolapse.models.random_init import random_convae_extractor
+
+        extractors += [
+            PooledLatent(ConvAEExtractor.from_file(model_path, input_size=args.image_size),
+                         name="convae-trained-pooled"),
+            PooledLatent(random_convae_extractor(seed=args.seed, input_size=args.image_size),
+                         name="random-convae-pooled"),
+        ]
     if PUBLISHED.is_file() and not args.no_published:
         extractors.append(f"convae-published:convae={PUBLISHED.resolve()}")
     config = CompareConfig.model_validate(
         {"last_time_points": args.last_time_points, "embedding": args.embedding,
-         "device": args.device, "seed": args.seed, "cost_images": 64}
+         "device": args.device, "seed": args.seed, "cost_images": 64,
+         "preprocess": preprocess}
     )
     t0 = time.perf_counter()
     result = run_comparison(
@@ -114,21 +171,27 @@ def main() -> None:
 
     t = result.table.set_index(["extractor", "metric"])["value"]
 
-    def ratio(metric: str) -> float:
-        return float(t[("convae-trained", metric)] / t[("random-convae", metric)])
+    def ratio(metric: str, suffix: str = "") -> float:
+        return float(
+            t[("convae-trained" + suffix, metric)] / t[("random-convae" + suffix, metric)]
+        )
 
-    summary = {
-        "screen": args.preset,
-        "images_embedded": len(subset),
-        "trained_over_random_map_vs_controls": ratio("map_vs_controls"),
-        "trained_over_random_map_vs_drugs": ratio("map_vs_drugs"),
-        "trained_over_random_drug_identity_top1": ratio("drug_identity_top1_accuracy"),
-        "trained_over_random_drug_identity_top3": ratio("drug_identity_top3_accuracy"),
+    metrics = {"map_vs_controls": "map_vs_controls", "map_vs_drugs": "map_vs_drugs",
+               "drug_identity_top1": "drug_identity_top1_accuracy",
+               "drug_identity_top3": "drug_identity_top3_accuracy"}
+    summary: dict[str, object] = {"screen": args.preset, "images_embedded": len(subset)}
+    for suffix in ([] if args.no_flat else [""]) + (["-pooled"] if args.pooled else []):
+        for key, metric in metrics.items():
+            summary[f"trained{suffix}_over_random_{key}"] = ratio(metric, suffix)
+    summary.update({
         "seconds": {"simulate": t_sim, "train": t_train, "compare": t_cmp},
         "train": {"epochs": args.epochs, "max_images": args.max_images,
                   "init_weights": str(args.init_weights),
-                  "batch_size": args.batch_size, "whole_view_only": args.whole_view_only},
-    }
+                  "batch_size": args.batch_size, "whole_view_only": args.whole_view_only,
+                  "image_size": args.image_size, "crop_size": args.crop_size,
+                  "views": args.views, "view_steps": args.view_steps,
+                  "model": str(model_path)},
+    })
     print(json.dumps(summary))
 
 

@@ -23,6 +23,9 @@ Usage::
 
     python benchmarks/temporal_recovery.py --seeds 0 1 2 --features classical
     python benchmarks/temporal_recovery.py --seeds 0 1 2 --features convae --epochs 5
+    python benchmarks/temporal_recovery.py --seeds 0 1 2 --features convae --epochs 3 \
+        --image-size 64 --views 2 --view-steps joint --max-images 1000 --batch-size 32 \
+        --workdir runs/tr   # a CPU-sized recipe; runs/tr/work<SEED>/train/model.pt is reused
 """
 
 from __future__ import annotations
@@ -79,16 +82,35 @@ def classical_profiles(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def convae_profiles(
-    manifest: pd.DataFrame, work: Path, *, epochs: int, device: str
-) -> pd.DataFrame:
-    """Train a ConvAE on the screen's images, embed them, return the profiles."""
+    manifest: pd.DataFrame, work: Path, *, args: argparse.Namespace, seed: int
+) -> tuple[pd.DataFrame, float]:
+    """Train a ConvAE on the screen's images (or reuse ``work/train/model.pt``), embed them,
+    return the profiles and the training seconds (0 when reused)."""
     from phenolapse.embedding import EmbedConfig, embed_manifest, read_profiles
     from phenolapse.training import make_config, train
 
-    cfg = make_config({"epochs": epochs, "device": device, "progress": False})
-    result = train(manifest, out=work / "train", config=cfg)
-    embed_manifest(manifest, weights=result.model_path, out=work / "embed", config=EmbedConfig())
-    return read_profiles(work / "embed" / "profiles.parquet")
+    preprocess = {"crop_size": args.crop_size, "image_size": args.image_size}
+    model_path = work / "train" / "model.pt"
+    t0 = time.perf_counter()
+    if not model_path.is_file():
+        settings: dict[str, object] = {
+            "epochs": args.epochs, "device": args.device, "progress": False, "seed": seed,
+            "preprocess": preprocess, "batch_size": args.batch_size,
+            "view_steps": args.view_steps, "lr_decay_epoch": max(1, args.epochs - 1),
+        }
+        if args.max_images is not None:
+            settings["max_images"] = args.max_images
+        if args.views == 1:
+            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}]
+        elif args.views == 2:
+            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}, {"n": 1, "scale": [0.5, 0.75]}]
+        model_path = train(manifest, out=work / "train", config=make_config(settings)).model_path
+    t_train = time.perf_counter() - t0
+    embed_cfg = EmbedConfig.model_validate(
+        {"preprocess": preprocess, "device": args.device, "progress": False}
+    )
+    embed_manifest(manifest, weights=model_path, out=work / "embed", config=embed_cfg)
+    return read_profiles(work / "embed" / "profiles.parquet"), t_train
 
 
 def score(ann: pd.DataFrame, truth: pd.DataFrame, column: str) -> dict[str, float]:
@@ -113,11 +135,9 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
     truth = pd.read_csv(folder / "truth.csv")
     truth = truth[truth["role"] == "treatment"]
     if args.features == "convae":
-        profiles = convae_profiles(
-            manifest, root / f"work{seed}", epochs=args.epochs, device=args.device
-        )
+        profiles, t_train = convae_profiles(manifest, root / f"work{seed}", args=args, seed=seed)
     else:
-        profiles = classical_profiles(manifest)
+        profiles, t_train = classical_profiles(manifest), 0.0
     cfg = TemporalConfig(progress=False)
     growth = growth_from_manifest(manifest, cfg, progress=False)
     with warnings.catch_warnings():
@@ -145,6 +165,7 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
         "morphology_detected": int(morph["morphology_change"].sum()),
         "morphology_false_flags": f"{int(inert['morphology_change'].sum())}/{len(inert)}",
         "seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": round(t_train, 1),
     }
 
 
@@ -155,7 +176,15 @@ def main() -> None:
     parser.add_argument("--features", choices=["classical", "convae"], default="classical")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep screens and models here; work<SEED>/train/model.pt is reused")
+    parser.add_argument("--image-size", type=int, default=128, help="model input side (px)")
+    parser.add_argument("--crop-size", type=int, default=256, help="centre crop of the frame")
+    parser.add_argument("--max-images", type=int, default=None, help="training images cap")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--views", type=int, choices=[0, 1, 2], default=0,
+                        help="0: reference multi-crop; 1: whole frame; 2: whole + one 0.5-0.75")
+    parser.add_argument("--view-steps", choices=["separate", "joint"], default="separate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.workdir or Path(tmp)
@@ -165,7 +194,8 @@ def main() -> None:
             f"seed {r['seed']}: n={r['n_units']} k={r['k']} combined={r['combined']} "
             f"growth_only={r['growth_only']} features_only={r['features_only']} "
             f"morphology-only detected {r['morphology_detected']}/{r['morphology_only_units']} "
-            f"(false flags {r['morphology_false_flags']}) [{r['seconds']} s]"
+            f"(false flags {r['morphology_false_flags']}) [{r['seconds']} s, "
+            f"train {r['train_seconds']} s]"
         )
     worst = min(rows, key=lambda r: r["combined"]["accuracy"])  # type: ignore[index]
     summary = {
@@ -185,6 +215,14 @@ def main() -> None:
         "morphology_detected": sum(int(r["morphology_detected"]) for r in rows),  # type: ignore[call-overload]
         "morphology_only_units": sum(int(r["morphology_only_units"]) for r in rows),  # type: ignore[call-overload]
         "worst_seed": worst["seed"],
+        "per_seed": [
+            {k: r[k] for k in ("seed", "combined", "growth_only", "features_only",
+                               "morphology_detected", "morphology_only_units", "seconds")}
+            for r in rows
+        ],
+        "recipe": {k: getattr(args, k) for k in ("epochs", "image_size", "crop_size",
+                                                 "max_images", "batch_size", "views",
+                                                 "view_steps")},
     }
     print(json.dumps(summary))
 

@@ -42,6 +42,37 @@ class LensConfig(BaseModel):
         Also train the same head on classical intensity/texture features of the same inputs and
         splits (:mod:`phenolapse.models.classical`), reported as ``top1_classical`` and
         ``top3_classical``.
+    lens_lr
+        Adam learning rate of the lens (the reference: 5e-4).
+    head_lr
+        Adam learning rate of the linear heads.
+    head_weight_decay
+        L2 weight decay of the linear heads.
+    epochs
+        Epochs of joint lens + head training.
+    head_epochs
+        Epochs of plain head training on the frozen features.
+    batch_size
+        Images per batch.
+    seeds
+        Seeds of the splits and of training; every seed is one held-out evaluation.
+    max_train_images
+        Train on a random subset of at most this many training images (None: all).
+    device
+        torch device (``cpu``, ``cuda``, ...).
+    importance_examples
+        Examples per mining rule saved as image | map panels.
+    importance_exponent
+        Exponent of the importance map ``|AE(x) - L(x)|^p`` (the reference: 1.5).
+    confidence_margin
+        Rule (c): the lens head's confidence in the right class exceeds the plain head's by more
+        than this.
+    integrated_gradients
+        Also draw integrated-gradients maps (captum) as a second view.
+    ig_steps
+        Integration steps of integrated gradients.
+    progress
+        Show progress bars.
     """
 
     model_config = ConfigDict(extra="forbid")
