@@ -1,0 +1,139 @@
+"""``phenolapse run`` end to end on the tiny screen: outputs, report, caching, headless rendering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from phenolapse.cli import app
+from phenolapse.report.pipeline_report import SECTION_TITLES
+
+
+def _config(tmp: Path, screen_root: Path, **temporal: object) -> Path:
+    cfg = {
+        "output_dir": str(tmp / "out"),
+        "title": "tiny <b>screen</b>",
+        "screen": {
+            "images_dir": str(screen_root / "images"),
+            "platemap": str(screen_root / "platemap.csv"),
+        },
+        "preprocess": {"image_size": 64},
+        "stages": {"lens": False, "compare": False},
+        "train": {
+            "epochs": 1,
+            "batch_size": 16,
+            "max_images": 32,
+            "crops": [{"n": 1, "scale": [1.0, 1.0]}],
+            "progress": False,
+        },
+        "embed": {"progress": False, "precision": "fp32"},
+        "temporal": {"progress": False, **temporal},
+    }
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tiny_screen, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("run")
+    cfg = _config(tmp, Path(tiny_screen.root))
+    res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    return tmp, cfg, res.output
+
+
+def _markers(out: Path) -> dict[str, float]:
+    return {p.stem: json.loads(p.read_text())["finished"] for p in (out / ".stages").glob("*.json")}
+
+
+def test_run_writes_every_stage_output_and_report(pipeline_run: tuple[Path, Path, str]) -> None:
+    tmp, _, output = pipeline_run
+    out = tmp / "out"
+    for rel in (
+        "manifest.parquet",
+        "train/model.pt",
+        "train/history.csv",
+        "embed/profiles.parquet",
+        "temporal/annotations.csv",
+        "temporal/distances.parquet",
+        "report.html",
+        "phenolapse.log",
+    ):
+        assert (out / rel).exists(), rel
+    assert f"report: {out / 'report.html'}" in output
+    html = (out / "report.html").read_text()
+    for title in SECTION_TITLES:
+        assert f"<h2>{title}</h2>" in html, title
+    assert "tiny &lt;b&gt;screen&lt;/b&gt;" in html  # the user's title is escaped
+    assert html.count('src="data:image/png;base64,') >= 4  # loss curve + temporal figures
+    assert "420 images" in html
+    assert set(_markers(out)) == {"ingest", "train", "embed", "temporal", "report"}
+
+
+def test_rerun_unchanged_recomputes_nothing(pipeline_run: tuple[Path, Path, str]) -> None:
+    tmp, cfg, _ = pipeline_run
+    before = _markers(tmp / "out")
+    res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert _markers(tmp / "out") == before
+    assert res.output.count("up to date") == 5
+
+
+def test_changing_a_temporal_option_reruns_temporal_onwards(
+    pipeline_run: tuple[Path, Path, str], tiny_screen
+) -> None:  # type: ignore[no-untyped-def]
+    tmp, _, _ = pipeline_run
+    out = tmp / "out"
+    before = _markers(out)
+    cfg = _config(tmp, Path(tiny_screen.root), distance={"metric": "cosine"})
+    res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    after = _markers(out)
+    assert sorted(s for s in after if after[s] != before[s]) == ["report", "temporal"]
+    assert all(after[s] == before[s] for s in ("ingest", "train", "embed"))
+
+
+def test_report_renders_in_headless_chromium(pipeline_run: tuple[Path, Path, str]) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium browser installed (Debian package 'chromium')")
+    tmp, _, _ = pipeline_run
+    report = tmp / "out" / "report.html"
+    shot = tmp / "shot.png"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chrome-profile'}",
+    ]
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", "--window-size=1280,2400", report.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (2400, 1280)
+    assert img.std() > 20  # text, tables and figures, not a blank page
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", report.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert dom.count("<img") >= 4
+    assert all(title.split(":")[0] in dom for title in SECTION_TITLES)
