@@ -75,3 +75,8 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     path.write_text("title: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_pipeline_config(path)
+
+
+def test_configuration_reference_is_current() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert default_config_text() in doc.read_text(), "regenerate docs/configuration.md"
