@@ -43,7 +43,6 @@ def test_distance_to_first_time_point_rises_centre_crop(shared_data: Path, tmp_p
     assert min(rho.values()) >= 0.7
 
 
-@pytest.mark.slow
 def test_distance_to_first_time_point_rises_tiled(shared_data: Path, tmp_path: Path) -> None:
     # Tiling uses the whole frame (4 crops of 256 per 704x520 image); measured 0.89 in both wells.
     rho = run(shared_data, tmp_path, PreprocessConfig(mode="tile"))
