@@ -109,7 +109,8 @@ def convae_profiles(
     embed_cfg = EmbedConfig.model_validate(
         {"preprocess": preprocess, "device": args.device, "progress": False}
     )
-    embed_manifest(manifest, weights=model_path, out=work / "embed", config=embed_cfg)
+    if not (work / "embed" / "profiles.parquet").is_file():  # reuse an earlier embedding
+        embed_manifest(manifest, weights=model_path, out=work / "embed", config=embed_cfg)
     return read_profiles(work / "embed" / "profiles.parquet"), t_train
 
 
@@ -153,6 +154,8 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
     )
     morph = keyed[keyed["morphology_only"].astype(bool)]
     inert = keyed[(keyed["effect_truth"] == "no_effect") & ~keyed["morphology_only"].astype(bool)]
+    rel_morph = morph["max_relative_distance"].astype(float)
+    rel_inert = inert["max_relative_distance"].astype(float)
     truth_e = truth[["cell_line", "drug", "concentration_um", "effect"]]
     return {
         "seed": seed,
@@ -164,6 +167,11 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
         "morphology_only_units": len(morph),
         "morphology_detected": int(morph["morphology_change"].sum()),
         "morphology_false_flags": f"{int(inert['morphology_change'].sum())}/{len(inert)}",
+        "distance_effect": cfg.annotation.distance_effect,
+        "morphology_rel_distance_median": round(float(rel_morph.median()), 3),
+        "morphology_rel_distance_min": round(float(rel_morph.min()), 3),
+        "inert_rel_distance_max": round(float(rel_inert.max()), 3),
+        "morphology_above_inert_max": int((rel_morph > rel_inert.max()).sum()),
         "seconds": round(time.perf_counter() - t0, 1),
         "train_seconds": round(t_train, 1),
     }
@@ -195,7 +203,10 @@ def main() -> None:
             f"growth_only={r['growth_only']} features_only={r['features_only']} "
             f"morphology-only detected {r['morphology_detected']}/{r['morphology_only_units']} "
             f"(false flags {r['morphology_false_flags']}) [{r['seconds']} s, "
-            f"train {r['train_seconds']} s]"
+            f"train {r['train_seconds']} s]; max_relative_distance: morphology-only median "
+            f"{r['morphology_rel_distance_median']} min {r['morphology_rel_distance_min']}, "
+            f"inert max {r['inert_rel_distance_max']} (threshold {r['distance_effect']}); "
+            f"morphology-only above the inert max: {r['morphology_above_inert_max']}"
         )
     worst = min(rows, key=lambda r: r["combined"]["accuracy"])  # type: ignore[index]
     summary = {
