@@ -33,6 +33,17 @@ def _rel(ctx: StageContext, path: Path) -> str:
     return str(Path(path).resolve().relative_to(ctx.out_dir.resolve()))
 
 
+def _stage_config(ctx: StageContext, section: str) -> Any:
+    """A stage's own configuration with the run's shared ``preprocess`` put in."""
+    cfg = _cfg(ctx)
+    return getattr(cfg, section).model_copy(update={"preprocess": cfg.preprocess})
+
+
+def _config_fp(config: Any) -> Any:
+    """The JSON of a stage configuration, without options that do not change results."""
+    return config.model_dump(mode="json", exclude={"progress"})
+
+
 def _images_dir(ctx: StageContext) -> Path:
     cfg = _cfg(ctx)
     if cfg.screen.simulate is not None:
@@ -127,16 +138,12 @@ def _ingest_run(ctx: StageContext) -> dict[str, str]:
 
 
 def _train_fp(ctx: StageContext) -> Any:
-    cfg = _cfg(ctx)
-    return cfg.train.model_copy(update={"preprocess": cfg.preprocess, "progress": True}).model_dump(
-        mode="json"
-    )
+    return _config_fp(_stage_config(ctx, "train"))
 
 
 def _train_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.training.loop import list_checkpoints, train
 
-    cfg = _cfg(ctx)
     run_dir = ctx.out_dir / "train"
     resume = bool(list_checkpoints(run_dir)) if run_dir.exists() else False
     if run_dir.exists() and not resume:
@@ -146,7 +153,7 @@ def _train_run(ctx: StageContext) -> dict[str, str]:
     result = train(
         _manifest(ctx),
         out=run_dir,
-        config=cfg.train.model_copy(update={"preprocess": cfg.preprocess}),
+        config=_stage_config(ctx, "train"),
         resume=resume,
     )
     return {
@@ -165,25 +172,18 @@ def _weights_fp(ctx: StageContext) -> str | None:
 
 
 def _embed_fp(ctx: StageContext) -> Any:
-    cfg = _cfg(ctx)
-    return {
-        "embed": cfg.embed.model_copy(
-            update={"preprocess": cfg.preprocess, "progress": True}
-        ).model_dump(mode="json"),
-        "weights": _weights_fp(ctx),
-    }
+    return {"embed": _config_fp(_stage_config(ctx, "embed")), "weights": _weights_fp(ctx)}
 
 
 def _embed_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.embedding import embed_manifest
 
-    cfg = _cfg(ctx)
     out = ctx.out_dir / "embed"
     embed_manifest(
         _manifest(ctx),
         weights=_weights(ctx),
         out=out,
-        config=cfg.embed.model_copy(update={"preprocess": cfg.preprocess, "profiles": True}),
+        config=_stage_config(ctx, "embed").model_copy(update={"profiles": True}),
     )
     return {"features": "embed/features.zarr", "profiles": "embed/profiles.parquet"}
 
@@ -214,25 +214,18 @@ def _temporal_run(ctx: StageContext) -> dict[str, str]:
 
 
 def _lens_fp(ctx: StageContext) -> Any:
-    cfg = _cfg(ctx)
-    return {
-        "lens": cfg.lens.model_copy(
-            update={"preprocess": cfg.preprocess, "progress": True}
-        ).model_dump(mode="json"),
-        "weights": _weights_fp(ctx),
-    }
+    return {"lens": _config_fp(_stage_config(ctx, "lens")), "weights": _weights_fp(ctx)}
 
 
 def _lens_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.lens.run import run_lens
 
-    cfg = _cfg(ctx)
     out = ctx.out_dir / "lens"
     run_lens(
         _manifest(ctx),
         weights=_weights(ctx),
         out=out,
-        config=cfg.lens.model_copy(update={"preprocess": cfg.preprocess}),
+        config=_stage_config(ctx, "lens"),
     )
     return {"dir": "lens", "results": "lens/lens_results.csv"}
 
@@ -240,16 +233,11 @@ def _lens_run(ctx: StageContext) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- compare
 
 
-def _compare_config(ctx: StageContext) -> Any:
-    cfg = _cfg(ctx)
-    return cfg.compare.model_copy(update={"preprocess": cfg.preprocess})
-
-
 def _compare_fp(ctx: StageContext) -> Any:
     cfg = _cfg(ctx)
     wdir = cfg.compare.weights_dir
     return {
-        "compare": _compare_config(ctx).model_dump(mode="json", exclude={"progress"}),
+        "compare": _config_fp(_stage_config(ctx, "compare")),
         "pretrained": files_fingerprint(Path(wdir)) if wdir is not None else None,
         "weights": _weights_fp(ctx),
     }
@@ -272,7 +260,7 @@ def _compare_run(ctx: StageContext) -> dict[str, str]:
         out=out,
         extractors=specs,
         manifest=_manifest(ctx),
-        config=_compare_config(ctx),
+        config=_stage_config(ctx, "compare"),
     )
     return {"dir": "compare", "table": "compare/comparison.csv"}
 
