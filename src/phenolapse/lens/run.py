@@ -121,6 +121,30 @@ def _load_masks(paths: list[Path], config: LensConfig, crop: np.ndarray) -> np.n
     return np.stack(out)
 
 
+def _fit_predict(
+    x: np.ndarray,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    n_classes: int,
+    config: LensConfig,
+    seed: int,
+) -> tuple[LinearHead, np.ndarray]:
+    """A linear head trained on the training rows of ``x``; class probabilities of the test rows."""
+    head = train_head(
+        x[train_idx],
+        y[train_idx],
+        n_classes=n_classes,
+        epochs=config.head_epochs,
+        lr=config.head_lr,
+        weight_decay=config.head_weight_decay,
+        seed=seed,
+    )
+    with torch.no_grad():
+        proba = torch.softmax(head(torch.as_tensor(x[test_idx])), dim=1).numpy()
+    return head, proba
+
+
 def run_lens(
     source: str | Path | pd.DataFrame,
     *,
@@ -197,35 +221,16 @@ def run_lens(
         if config.max_train_images is not None and len(train_idx) > config.max_train_images:
             rng = np.random.default_rng(seed)
             train_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
-        plain = train_head(
-            feats[train_idx],
-            y[train_idx],
-            n_classes=n_cls,
-            epochs=config.head_epochs,
-            lr=config.head_lr,
-            weight_decay=config.head_weight_decay,
-            seed=seed,
-        )
-        with torch.no_grad():
-            plain_proba = torch.softmax(plain(torch.as_tensor(feats[test_idx])), dim=1).numpy()
+
+        plain, plain_proba = _fit_predict(feats, y, train_idx, test_idx, n_cls, config, seed)
         y_test = y[test_idx]
         cm_plain += confusion_matrix(y_test, plain_proba.argmax(1), n_cls)
         plain_eval = _evaluate(plain_proba, y_test, cell_lines[test_idx])
         pc_plain = per_class_accuracy(plain_proba, y_test, classes)
         base_eval = None
         if classical is not None:
-            base_head = train_head(
-                classical[train_idx],
-                y[train_idx],
-                n_classes=n_cls,
-                epochs=config.head_epochs,
-                lr=config.head_lr,
-                weight_decay=config.head_weight_decay,
-                seed=seed,
-            )
-            with torch.no_grad():
-                base_proba = torch.softmax(base_head(torch.as_tensor(classical[test_idx])), 1)
-            base_eval = _evaluate(base_proba.numpy(), y_test, cell_lines[test_idx])
+            _, base_proba = _fit_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
+            base_eval = _evaluate(base_proba, y_test, cell_lines[test_idx])
         for coef in config.coefs:
             if config.head_init == "plain":
                 head0 = plain
