@@ -199,6 +199,20 @@ def test_result_independent_of_threads_and_of_select_k():
     np.testing.assert_array_equal(sel.results[3].centroids, threaded.centroids)
 
 
+def test_subsampled_restarts_match_full_restarts():
+    x, truth = _shapes(60, n_shapes=4, seed=8)
+    sub = dtw_kmeans(x, k=4, window=3, subsample=40, seed=1)
+    full = dtw_kmeans(x, k=4, window=3, subsample=None, seed=1)
+    assert adjusted_rand_score(truth, sub.labels) == 1.0
+    assert adjusted_rand_score(sub.labels, full.labels) == 1.0
+    # the refinement ran on every series: its inertia is over all 240 of them
+    d = dtw_matrix(x, sub.centroids, window=3)
+    assert sub.inertia == pytest.approx(np.mean(d[np.arange(240), sub.labels] ** 2))
+    np.testing.assert_array_equal(sub.labels, d.argmin(axis=1))
+    with pytest.raises(ConfigError, match="subsample=5 is too small for k=4"):
+        dtw_kmeans(x, k=4, subsample=5)
+
+
 def test_restarts_never_worse():
     x, _ = _shapes(10, n_shapes=4, seed=6)
     one = dtw_kmeans(x, k=4, window=2, n_init=1, seed=3)

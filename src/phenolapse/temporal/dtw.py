@@ -59,6 +59,9 @@ class DTWClusterConfig(BaseModel):
         Cap on assignment/update rounds of each restart.
     seed
         Seed of the k-means++ seeding; equal seeds give equal results.
+    subsample
+        The restarts cluster a random subsample of this many series, then each is refined on all
+        series and the lowest inertia wins; None runs the restarts on all series (slower).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -69,6 +72,7 @@ class DTWClusterConfig(BaseModel):
     n_init: int = Field(3, ge=1)
     max_iter: int = Field(50, ge=1)
     seed: int = Field(0, ge=0)
+    subsample: int | None = Field(400, ge=2)
 
     @model_validator(mode="after")
     def _check_ks(self) -> DTWClusterConfig:
@@ -296,29 +300,23 @@ def _fill_empty(
     return True
 
 
-def _one_run(
+def _lloyd(
     x: np.ndarray,
+    centroids: np.ndarray,
     k: int,
     w: int,
     *,
     max_iter: int,
     dba_iter: int,
     tol: float,
-    seed: int,
-    restart: int,
-    pairwise_sq: np.ndarray | None,
 ) -> DTWKMeansResult:
-    """One k-means run from a k-means++ seeding.
+    """Assignment/DBA rounds from ``centroids`` until the labels stop changing.
 
-    Stops when the labels stop changing or the inertia improves by at most ``tol`` (relative),
-    which ends the slow back-and-forth of a few series between close clusters when k is too large.
-
-    The seeding depends only on ``(seed, restart)``, so a restart gives the same result whether it
-    runs alone, beside others in threads, or inside :func:`select_k`.
+    Also stops when the inertia improves by at most ``tol`` (relative), which ends the slow
+    back-and-forth of a few series between close clusters when k is too large.
     """
     kern = _kernels()
-    rng = np.random.default_rng([seed, restart])
-    centroids = x[_kmeans_pp(x, k, w, rng, pairwise_sq)].copy()
+    centroids = centroids.copy()
     labels = np.full(x.shape[0], -1, dtype=np.int64)
     cost = np.zeros(x.shape[0])
     n_iter = 0
@@ -347,6 +345,36 @@ def _one_run(
     )
 
 
+def _seeded_run(
+    x: np.ndarray,
+    k: int,
+    w: int,
+    *,
+    max_iter: int,
+    dba_iter: int,
+    tol: float,
+    seed: int,
+    restart: int,
+    pairwise_sq: np.ndarray | None,
+) -> DTWKMeansResult:
+    """One k-means run from a k-means++ seeding of ``x``.
+
+    The seeding depends only on ``(seed, restart)``, so a restart gives the same result whether it
+    runs alone, beside others in threads, or inside :func:`select_k`.
+    """
+    rng = np.random.default_rng([seed, restart])
+    start = x[_kmeans_pp(x, k, w, rng, pairwise_sq)]
+    return _lloyd(x, start, k, w, max_iter=max_iter, dba_iter=dba_iter, tol=tol)
+
+
+def _subsample_index(n: int, subsample: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of the series the restarts see, or None when they see all of them."""
+    if subsample is None or subsample >= n:
+        return None
+    rng = np.random.default_rng([seed, n, subsample])
+    return np.sort(rng.choice(n, size=subsample, replace=False))
+
+
 def _n_threads() -> int:
     """Threads for independent runs: numba's thread count (``NUMBA_NUM_THREADS``)."""
     import numba
@@ -354,31 +382,79 @@ def _n_threads() -> int:
     return max(1, int(numba.get_num_threads()))
 
 
-def _run_all(
+def _warm_kernels(x: np.ndarray, w: int) -> None:
+    """Load the compiled kernels once, before several threads need them."""
+    kern = _kernels()
+    one = np.zeros(1, dtype=np.int64)
+    kern.assign_sq(x[:1], x[:1], w, one)
+    kern.assign_dba(x[:1], x[:1], w, one)
+    kern.dba_step(x[:1], x[:1], one, w)
+    kern.min_cost_row_sq(x[0], x[:1], w, np.zeros(1))
+
+
+def _in_threads(
+    jobs: list[Any], run: Any, *, desc: str, progress: bool, x: np.ndarray, w: int
+) -> dict[Any, tuple[DTWKMeansResult, float]]:
+    """``run(job)`` for every job, in threads when several cores are available, with timings.
+
+    The compiled kernels release the GIL, so runs go truly in parallel without a parallel
+    runtime that spin-waits between the many short kernel calls.
+    """
+
+    def timed(job: Any) -> tuple[DTWKMeansResult, float]:
+        start = time.perf_counter()
+        res = run(job)
+        return res, time.perf_counter() - start
+
+    out: dict[Any, tuple[DTWKMeansResult, float]] = {}
+    n_threads = min(_n_threads(), len(jobs))
+    with tqdm(total=len(jobs), desc=desc, disable=not progress) as bar:
+        if n_threads <= 1:
+            for job in jobs:
+                out[job] = timed(job)
+                bar.update()
+            return out
+        _warm_kernels(x, w)
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            futures = {pool.submit(timed, job): job for job in jobs}
+            for future in as_completed(futures):
+                out[futures[future]] = future.result()
+                bar.update()
+    return out
+
+
+def _fit_many(
     x: np.ndarray,
-    tasks: list[tuple[int, int]],
+    k_list: list[int],
     w: int,
     *,
+    n_init: int,
     max_iter: int,
     dba_iter: int,
     tol: float,
     seed: int,
+    subsample: int | None,
     pairwise_sq: np.ndarray | None,
     progress: bool = False,
-) -> dict[tuple[int, int], tuple[DTWKMeansResult, float]]:
-    """Run the ``(k, restart)`` tasks, in threads when several cores are available.
+) -> dict[int, tuple[DTWKMeansResult, float]]:
+    """Cluster ``x`` for every k: restarts on a subsample, each then refined on all series.
 
-    Returns every task's result and its wall-clock seconds.
-
-    The compiled kernels release the GIL, so restarts run truly in parallel without a parallel
-    runtime that spin-waits between the many short kernel calls.
+    Returns each k's lowest-inertia result and the seconds all its runs took (summed over
+    threads). Restarts on a random subsample cost a fraction of full ones; the refinement on all
+    series then needs only a few rounds because it starts next to an optimum.
     """
+    idx = _subsample_index(x.shape[0], subsample, seed)
+    xs = x if idx is None else np.ascontiguousarray(x[idx])
+    sq = pairwise_sq
+    if sq is not None and idx is not None:
+        sq = np.ascontiguousarray(sq[np.ix_(idx, idx)])
+    for k in k_list:
+        _check_k(k, xs.shape[0], "k")
 
-    def job(task: tuple[int, int]) -> tuple[DTWKMeansResult, float]:
+    def restart_job(task: tuple[int, int]) -> DTWKMeansResult:
         k, restart = task
-        start = time.perf_counter()
-        res = _one_run(
-            x,
+        return _seeded_run(
+            xs,
             k,
             w,
             max_iter=max_iter,
@@ -386,41 +462,31 @@ def _run_all(
             tol=tol,
             seed=seed,
             restart=restart,
-            pairwise_sq=pairwise_sq,
+            pairwise_sq=sq,
         )
-        return res, time.perf_counter() - start
 
-    bar = tqdm(total=len(tasks), desc="DTW k-means", disable=not progress)
-    out: dict[tuple[int, int], tuple[DTWKMeansResult, float]] = {}
-    n_threads = min(_n_threads(), len(tasks))
-    if n_threads <= 1:
-        for task in tasks:
-            out[task] = job(task)
-            bar.update()
-    else:
-        # load the compiled kernels once, before the threads need them
-        kern = _kernels()
-        one = np.zeros(1, dtype=np.int64)
-        kern.assign_sq(x[:1], x[:1], w, one)
-        kern.assign_dba(x[:1], x[:1], w, one)
-        kern.dba_step(x[:1], x[:1], one, w)
-        kern.min_cost_row_sq(x[0], x[:1], w, np.zeros(1))
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            futures = {pool.submit(job, task): task for task in tasks}
-            for future in as_completed(futures):
-                out[futures[future]] = future.result()
-                bar.update()
-    bar.close()
+    tasks = [(k, restart) for k in k_list for restart in range(n_init)]
+    runs = _in_threads(tasks, restart_job, desc="DTW k-means", progress=progress, x=x, w=w)
+    if idx is not None:
+
+        def finish_job(task: tuple[int, int]) -> DTWKMeansResult:
+            start = runs[task][0]
+            res = _lloyd(
+                x, start.centroids, task[0], w, max_iter=max_iter, dba_iter=dba_iter, tol=tol
+            )
+            res.n_iter += start.n_iter
+            return res
+
+        finished = _in_threads(tasks, finish_job, desc="DTW refine", progress=False, x=x, w=w)
+        runs = {
+            task: (res, runs[task][1] + seconds) for task, (res, seconds) in finished.items()
+        }
+    out: dict[int, tuple[DTWKMeansResult, float]] = {}
+    for k in k_list:
+        mine = [runs[(k, restart)] for restart in range(n_init)]
+        best = min((res for res, _ in mine), key=lambda res: res.inertia)
+        out[k] = (best, sum(sec for _, sec in mine))
     return out
-
-
-def _best_restart(
-    runs: dict[tuple[int, int], tuple[DTWKMeansResult, float]], k: int
-) -> tuple[DTWKMeansResult, float]:
-    """The lowest-inertia restart of ``k`` (the earliest on ties) and the seconds of all of k's."""
-    mine = [runs[key] for key in sorted(key for key in runs if key[0] == k)]
-    best = min((res for res, _ in mine), key=lambda res: res.inertia)
-    return best, sum(sec for _, sec in mine)
 
 
 def _check_k(k: Any, n: int, name: str = "k") -> int:
@@ -444,6 +510,19 @@ def _check_tol(tol: Any) -> None:
         raise ConfigError(f"tol must be a number in [0, 1), got {tol!r}")
 
 
+def _check_subsample(subsample: Any, k: int) -> int | None:
+    if subsample is None:
+        return None
+    if isinstance(subsample, bool) or not isinstance(subsample, int | np.integer):
+        raise ConfigError(f"subsample must be None or an integer, got {subsample!r}")
+    if subsample < max(2 * k, 2):
+        raise ConfigError(
+            f"subsample={subsample} is too small for k={k}; use at least {max(2 * k, 2)} series "
+            "or None to run the restarts on all series"
+        )
+    return int(subsample)
+
+
 def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
@@ -460,6 +539,7 @@ def dtw_kmeans(
     dba_iter: int = 2,
     tol: float = 1e-4,
     seed: int = 0,
+    subsample: int | None = 400,
 ) -> DTWKMeansResult:
     """Cluster equal-length series by DTW k-means with DBA barycentres.
 
@@ -482,6 +562,10 @@ def dtw_kmeans(
         A restart also stops when the inertia improves by at most this fraction in a round.
     seed
         Seed of the seedings; the result depends on nothing else (not on the thread count).
+    subsample
+        The restarts cluster a random subsample of this many series (all when there are fewer
+        or with None); each restart is then refined on every series. Shapes are found as well
+        from a few hundred series as from thousands, at a fraction of the cost.
 
     Returns
     -------
@@ -494,11 +578,20 @@ def dtw_kmeans(
     _check_positive(n_init=n_init, max_iter=max_iter, dba_iter=dba_iter)
     _check_tol(tol)
     seed = _check_seed(seed)
-    tasks = [(k, restart) for restart in range(n_init)]
-    runs = _run_all(
-        x, tasks, w, max_iter=max_iter, dba_iter=dba_iter, tol=tol, seed=seed, pairwise_sq=None
+    subsample = _check_subsample(subsample, k)
+    fits = _fit_many(
+        x,
+        [k],
+        w,
+        n_init=n_init,
+        max_iter=max_iter,
+        dba_iter=dba_iter,
+        tol=tol,
+        seed=seed,
+        subsample=subsample,
+        pairwise_sq=None,
     )
-    return _best_restart(runs, k)[0]
+    return fits[k][0]
 
 
 def dtw_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
@@ -525,6 +618,7 @@ def select_k(
     max_iter: int = 50,
     dba_iter: int = 2,
     tol: float = 1e-4,
+    subsample: int | None = 400,
     progress: bool = False,
 ) -> KSelection:
     """Cluster for every k in ``ks`` and pick the k with the best silhouette on DTW distances.
@@ -538,7 +632,7 @@ def select_k(
         (n, T) series.
     ks
         Candidate numbers of clusters (each >= 2 and at most n - 1).
-    window, seed, n_init, max_iter, dba_iter, tol
+    window, seed, n_init, max_iter, dba_iter, tol, subsample
         As in :func:`dtw_kmeans`; ``select_k(...).results[k]`` equals ``dtw_kmeans(..., k=k)``.
     progress
         Show a progress bar over the ks.
@@ -563,26 +657,28 @@ def select_k(
     _check_positive(n_init=n_init, max_iter=max_iter, dba_iter=dba_iter)
     _check_tol(tol)
     seed = _check_seed(seed)
+    subsample = _check_subsample(subsample, max(k_list))
     start = time.perf_counter()
     sq = _kernels().pdist_sq(x, w)
     dist = np.sqrt(sq)
     matrix_seconds = time.perf_counter() - start
-    tasks = [(k, restart) for k in k_list for restart in range(n_init)]
-    runs = _run_all(
+    fits = _fit_many(
         x,
-        tasks,
+        k_list,
         w,
+        n_init=n_init,
         max_iter=max_iter,
         dba_iter=dba_iter,
         tol=tol,
         seed=seed,
+        subsample=subsample,
         pairwise_sq=sq,
         progress=progress,
     )
     rows = []
     results: dict[int, DTWKMeansResult] = {}
     for k in k_list:
-        res, seconds = _best_restart(runs, k)
+        res, seconds = fits[k]
         results[k] = res
         rows.append(
             {
@@ -613,6 +709,7 @@ def cluster_series(X: Any, config: DTWClusterConfig, *, progress: bool = False) 
             seed=config.seed,
             n_init=config.n_init,
             max_iter=config.max_iter,
+            subsample=config.subsample,
             progress=progress,
         )
     x = _as_matrix(X, "X")
@@ -624,6 +721,7 @@ def cluster_series(X: Any, config: DTWClusterConfig, *, progress: bool = False) 
         n_init=config.n_init,
         max_iter=config.max_iter,
         seed=config.seed,
+        subsample=config.subsample,
     )
     seconds = time.perf_counter() - start
     sil = float("nan")

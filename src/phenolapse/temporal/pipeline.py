@@ -99,7 +99,13 @@ def cluster_series(
                 f"k={c.k} clusters requested but only {n} series exist; lower --k or add conditions"
             )
         res = dtw_kmeans(
-            series.values, k=c.k, window=c.window, n_init=c.n_init, max_iter=c.max_iter, seed=c.seed
+            series.values,
+            k=c.k,
+            window=c.window,
+            n_init=c.n_init,
+            max_iter=c.max_iter,
+            seed=c.seed,
+            subsample=c.subsample,
         )
         return res.labels, res.centroids, pd.DataFrame()
     ks = [k for k in c.ks if 2 <= k < n]
@@ -110,7 +116,13 @@ def cluster_series(
             f"none of the candidate k {c.ks} fits {n} series (need 2 <= k < n); set k or ks"
         )
     sel = select_k(
-        series.values, ks=ks, window=c.window, seed=c.seed, n_init=c.n_init, max_iter=c.max_iter
+        series.values,
+        ks=ks,
+        window=c.window,
+        seed=c.seed,
+        n_init=c.n_init,
+        max_iter=c.max_iter,
+        subsample=c.subsample,
     )
     best = sel.results[sel.best_k]
     return best.labels, best.centroids, sel.scores
