@@ -9,10 +9,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from phenolapse.errors import OutputLockedError
 from phenolapse.io_utils import (
     FORMAT_VERSION,
     atomic_path,
     atomic_write,
+    exclusive_lock,
+    sweep_temporaries,
     write_csv,
     write_json,
     write_parquet,
@@ -114,3 +117,80 @@ def test_write_csv_and_json(tmp_path: Path) -> None:
     js = write_json({"k": [1, 2], "p": Path("/x")}, tmp_path / "s.json")
     assert json.loads(js.read_text()) == {"k": [1, 2], "p": "/x"}
     assert _names(tmp_path) == ["s.csv", "s.json"]
+
+
+def _dead_pid() -> int:
+    """A process id that is not running on this machine."""
+    import os
+
+    pid = 2**22 + 4321
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_exclusive_lock_refuses_live_holder_and_takes_over_a_dead_one(tmp_path: Path) -> None:
+    import os
+
+    lock = tmp_path / "out" / ".lock"
+    with exclusive_lock(lock, label="out: output folder"):
+        assert json.loads(lock.read_text()) == {"pid": os.getpid(), "host": os.uname().nodename}
+        with (
+            pytest.raises(OutputLockedError, match=r"out: output folder is in use by pid \d+ on"),
+            exclusive_lock(lock, label="out: output folder"),
+        ):
+            pass
+        assert lock.is_file()  # the refused second holder did not remove the first one's lock
+    assert not lock.exists()
+    # a lock left by a killed process of this host is taken over
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": os.uname().nodename}))
+    with exclusive_lock(lock, label="out"):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    # a lock of another host cannot be checked: refused, naming the file to delete
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with (
+        pytest.raises(OutputLockedError, match=r"pid 1 on elsewhere.*delete .*\.lock"),
+        exclusive_lock(lock, label="out"),
+    ):
+        pass
+
+
+def test_sweep_removes_only_temporaries_of_dead_processes(tmp_path: Path) -> None:
+    import os
+
+    dead = _dead_pid()
+    keep = [
+        tmp_path / "profiles.parquet",
+        tmp_path / ".hidden_user_file.tmp",  # not one of ours: no owner in the name
+        tmp_path / f".a.csv.p{os.getpid()}-live1.tmp",  # a live writer's file
+        tmp_path / "sub" / "features.zarr" / ".zattrs",
+    ]
+    gone = [
+        tmp_path / f".profiles.parquet.p{dead}-x1y2.tmp",
+        tmp_path / "sub" / f".model.pt.p{dead}-abc.tmp",
+        tmp_path / "sub" / "features.zarr" / f".meta.parquet.p{dead}-q.tmp",
+    ]
+    for path in keep + gone:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    old_dir = tmp_path / f".features.zarr.old-{dead}"
+    (old_dir / "chunk").mkdir(parents=True)
+    removed = sweep_temporaries(tmp_path)
+    assert sorted(removed) == sorted([*gone, old_dir])
+    assert all(p.exists() for p in keep)
+    assert not any(p.exists() for p in gone) and not old_dir.exists()
+
+
+def test_atomic_temporaries_carry_the_writer_pid(tmp_path: Path) -> None:
+    import os
+
+    with atomic_path(tmp_path / "x.csv") as tmp:
+        assert tmp.name.startswith(f".x.csv.p{os.getpid()}-") and tmp.name.endswith(".tmp")
+        tmp.write_text("a")
+        assert sweep_temporaries(tmp_path) == []  # a live writer is left alone
+    assert _names(tmp_path) == ["x.csv"]

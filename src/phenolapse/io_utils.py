@@ -1,10 +1,11 @@
-"""Atomic file writes and small I/O helpers shared by every stage."""
+"""Atomic file writes, output-folder locks and small I/O helpers shared by every stage."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from phenolapse.errors import OutputLockedError
 
 FORMAT_VERSION = 1
 
@@ -25,7 +28,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.p{os.getpid()}-", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()
@@ -85,3 +90,104 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
         json.dump(obj, fh, indent=2, default=str)
         fh.write("\n")
     return target
+
+
+_TEMP_OWNER = re.compile(r"^\..+\.(?:p(\d+)-[^.]*\.tmp|old-(\d+))$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temporaries(folder: str | os.PathLike[str], *, depth: int = 3) -> list[Path]:
+    """Remove what interrupted atomic writes left in ``folder`` (and ``depth`` levels below).
+
+    :func:`atomic_path` writes to hidden ``.<name>.p<pid>-<random>.tmp`` files or folders (and
+    moves a replaced folder aside as ``.<name>.old-<pid>``); a process killed mid-write leaves
+    them behind. Only entries whose process no longer runs are removed, so a live writer is never
+    disturbed. Returns what was removed.
+    """
+    root = Path(folder)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    level = [root]
+    for _ in range(depth + 1):
+        below: list[Path] = []
+        for d in level:
+            for entry in d.iterdir():
+                name = entry.name
+                owner = _TEMP_OWNER.match(name)
+                stale = owner is not None and not _pid_alive(int(owner.group(1) or owner.group(2)))
+                if stale and not entry.is_symlink():
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+                    removed.append(entry)
+                elif entry.is_dir() and not entry.is_symlink():
+                    below.append(entry)
+        level = below
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    lock: str | os.PathLike[str], *, label: str, sweep: str | os.PathLike[str] | None = None
+) -> Iterator[None]:
+    """Hold the lock file ``lock`` for the block; refuse while another live process holds it.
+
+    The lock file is created exclusively and records the holder's process id and host, so it also
+    works on shared file systems where ``flock`` is unreliable. A lock left by a process of this
+    host that no longer runs (killed, crashed) is taken over. The file is removed on exit.
+
+    Parameters
+    ----------
+    lock
+        Path of the lock file.
+    label
+        What is locked, for the error message (e.g. ``"/data/run: output folder"``).
+    sweep
+        A folder whose leftover temporaries (:func:`sweep_temporaries`) are removed once the lock
+        is held.
+    """
+    path = Path(lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    host = os.uname().nodename
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = json.loads(path.read_text())
+                pid, owner_host = int(owner["pid"]), str(owner["host"])
+            except FileNotFoundError:
+                continue  # released between our attempts
+            except (OSError, ValueError, KeyError, TypeError):
+                pid, owner_host = -1, ""
+            if owner_host == host and pid > 0 and not _pid_alive(pid):
+                path.unlink(missing_ok=True)  # left by a process that died
+                continue
+            holder = f"pid {pid} on {owner_host}" if pid > 0 else "another process"
+            raise OutputLockedError(
+                f"{label} is in use by {holder}; wait for it to finish or choose another output "
+                f"(delete {path} if that process is gone)"
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"pid": os.getpid(), "host": host}, fh)
+        break
+    else:
+        raise OutputLockedError(f"{label}: could not take the lock {path}; try again")
+    try:
+        if sweep is not None:
+            sweep_temporaries(sweep)
+        yield
+    finally:
+        path.unlink(missing_ok=True)

@@ -216,7 +216,7 @@ def test_output_lock(
     out.mkdir()
     lock = out / "features.zarr.lock"
     lock.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
-    with pytest.raises(OutputLockedError, match="another phenolapse process"):
+    with pytest.raises(OutputLockedError, match="feature store is in use by pid"):
         embed_manifest(plate_manifest, weights=weights, out=out, config=small_config())
     lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename}))  # stale
     embed_manifest(plate_manifest, weights=weights, out=out, config=small_config())

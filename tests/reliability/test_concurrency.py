@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,9 +113,9 @@ def test_run_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
             check=False,
         )
         assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
-        assert (out / LOCK_NAME).read_text() == f"pid {os.getpid()}"
+        assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
     assert proc.returncode == 2, proc.stderr
-    assert f"{out.resolve()}: output folder is in use by pid {os.getpid()}" in proc.stderr
+    assert f"{out.resolve()}: output folder is in use by pid {os.getpid()} on" in proc.stderr
     assert proc.stdout == ""
 
 
@@ -149,3 +150,19 @@ def test_two_pipeline_runs_into_one_folder(tmp_path: Path) -> None:
     assert markers == ["embed.json", "ingest.json", "simulate.json", "temporal.json"]
     ann = pd.read_csv(tmp_path / "out" / "temporal" / "annotations.csv")
     assert len(ann) > 0
+
+
+def test_training_into_a_folder_in_use_is_refused(
+    tiny_manifest: pd.DataFrame, tmp_path: Path
+) -> None:
+    from phenolapse.errors import OutputLockedError
+    from phenolapse.io_utils import exclusive_lock
+    from phenolapse.training import TrainConfig, train
+    from phenolapse.training.loop import LOCK_NAME
+
+    run = tmp_path / "run"
+    with exclusive_lock(run / LOCK_NAME, label="held"):
+        with pytest.raises(OutputLockedError, match=f"{run}: training folder is in use by pid"):
+            train(tiny_manifest, out=run, config=TrainConfig(epochs=1))
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]  # nothing was written
+    assert not run.exists() or list(run.iterdir()) == []

@@ -174,7 +174,7 @@ def test_embed_sigkill_then_resume_equals_uninterrupted(embed_inputs: Path) -> N
         atol=1e-6,
     )
     assert not (work / "run" / "features.zarr.lock").exists()
-    _check_no_torn_files(work / "run")
+    assert _check_no_torn_files(work / "run") == []  # leftovers of the killed run are swept
 
 
 TRAIN_YAML = "crops:\n  - {n: 1, scale: [1.0, 1.0]}\nview_steps: joint\n"
@@ -236,7 +236,7 @@ def test_train_sigkill_then_resume_equals_uninterrupted(
     cols = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(hist[cols], ref_hist[cols])
     assert [e for e, _ in list_checkpoints(run)] == [1, 2, 3]
-    _check_no_torn_files(run)
+    assert _check_no_torn_files(run) == []  # leftovers of the killed run are swept
 
 
 PIPELINE_YAML = """\
@@ -312,4 +312,4 @@ def test_pipeline_sigkill_then_rerun_equals_uninterrupted(kill_in: str, tmp_path
     b = torch.load(run / "train" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (run / "report.html").is_file()
-    _check_no_torn_files(run)
+    assert _check_no_torn_files(run) == []  # leftovers of the killed run are swept

@@ -16,9 +16,7 @@ leaves only complete rows marked done and a rerun computes exactly the rows stil
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from phenolapse.errors import FeatureTableError, OutputLockedError
-from phenolapse.io_utils import FORMAT_VERSION, atomic_path, write_parquet
+from phenolapse.errors import FeatureTableError
+from phenolapse.io_utils import FORMAT_VERSION, atomic_path, exclusive_lock, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -182,41 +180,8 @@ class FeatureStore:
 def output_lock(path: Path) -> Iterator[None]:
     """Hold ``<store>.lock`` beside the store while writing; refuse while a live process has it."""
     lock = path.with_name(path.name + LOCK_NAME)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                owner = json.loads(lock.read_text())
-                pid = int(owner["pid"])
-                host = str(owner["host"])
-            except (OSError, ValueError, KeyError):
-                pid, host = -1, ""
-            if host == os.uname().nodename and pid > 0 and not _alive(pid):
-                lock.unlink(missing_ok=True)  # stale lock of a process that died
-                continue
-            raise OutputLockedError(
-                f"{path}: another phenolapse process (pid {pid} on {host or '?'}) is writing "
-                f"here; wait for it, or delete {lock} if that process is gone"
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"pid": os.getpid(), "host": os.uname().nodename}, fh)
-        break
-    try:
+    with exclusive_lock(lock, label=f"{path}: feature store", sweep=path.parent):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_features(

@@ -10,7 +10,6 @@ reruns the temporal stage and the stages after it only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from phenolapse import __version__
-from phenolapse.errors import ConfigError, OutputLockedError
-from phenolapse.io_utils import write_json
+from phenolapse.errors import ConfigError
+from phenolapse.io_utils import exclusive_lock, write_json
 
 log = logging.getLogger("phenolapse.pipeline")
 
@@ -102,28 +101,13 @@ def file_fingerprint(path: Path) -> str:
 
 @contextlib.contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out_dir`` so two runs cannot write into it at once."""
+    """Hold the lock of ``out_dir`` so two runs cannot write into it at once.
+
+    Temporaries left by an interrupted earlier run are removed once the lock is held.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(out_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole block
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise OutputLockedError(
-                f"{out_dir}: output folder is in use by {holder}; wait for it to finish or choose "
-                f"another --out"
-            ) from exc
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
+    with exclusive_lock(out_dir / LOCK_NAME, label=f"{out_dir}: output folder", sweep=out_dir):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        fh.close()
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from phenolapse.data.imageio import plate_intensity_ranges
 from phenolapse.errors import CheckpointError, ConfigError
-from phenolapse.io_utils import FORMAT_VERSION, atomic_path, write_csv
+from phenolapse.io_utils import FORMAT_VERSION, atomic_path, exclusive_lock, write_csv
 from phenolapse.models.convae import ConvAE, load_convae, read_checkpoint, save_convae
 from phenolapse.training.config import TrainConfig
 from phenolapse.training.dataset import (
@@ -41,6 +41,8 @@ from phenolapse.training.dataset import (
 )
 from phenolapse.training.plots import plot_loss_curve
 from phenolapse.training.transforms import MultiCropTransform
+
+LOCK_NAME = ".phenolapse-train.lock"
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +263,27 @@ def train(
     Returns
     -------
     TrainResult
+
+    Two trainings cannot write into one folder at once: the folder is locked while training
+    (by the first process of a multi-GPU run), and temporaries left by a killed run are removed.
     """
-    config = config or TrainConfig()
     out = Path(out)
     check_manifest(manifest)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(manifest, out=out, config=config, resume=resume)
+    with exclusive_lock(out / LOCK_NAME, label=f"{out}: training folder", sweep=out):
+        return _train(manifest, out=out, config=config, resume=resume)
+
+
+def _train(
+    manifest: pd.DataFrame,
+    *,
+    out: Path,
+    config: TrainConfig | None,
+    resume: bool,
+) -> TrainResult:
+    """:func:`train` without the folder lock."""
+    config = config or TrainConfig()
     if list_checkpoints(out) and not resume:
         raise ConfigError(
             f"{out} already holds checkpoints of a run; pass resume=True (--resume) to continue it "
