@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from phenolapse.data.imageio import PreprocessConfig, load_for_model
-from phenolapse.errors import CheckpointError
+from phenolapse.errors import CheckpointError, ConfigError
 from phenolapse.models.convae import ConvAE, load_convae, save_convae
 
 
@@ -173,3 +173,28 @@ def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="refused"):
         load_convae(evil_zip)
     assert not marker.exists()
+
+
+def test_pooled_extractor_is_position_free() -> None:
+    from phenolapse.models.base import ConvAEExtractor
+    from phenolapse.models.random_init import random_convae, random_convae_extractor
+
+    model = random_convae(seed=3)
+    pooled = ConvAEExtractor(model, input_size=128, features="pooled")
+    latent = ConvAEExtractor(model, input_size=128)
+    assert pooled.n_features == 456 and latent.n_features == 4 * 32 * 32
+    assert pooled.describe()["convae_features"] == "pooled"
+    x = torch.zeros(1, 1, 128, 128)  # a cell far from the borders, on an empty background
+    x[0, 0, 40:52, 48:58] = torch.linspace(0.2, 1.0, 10)
+    shifted = torch.roll(x, shifts=(16, 20), dims=(2, 3))  # multiples of the 4-px pooling grid
+    with torch.no_grad():
+        a, b = pooled(x), pooled(shifted)
+        assert a.shape == (1, 456)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        assert not torch.allclose(latent(x), latent(shifted))
+        torch.testing.assert_close(a, model.pooled_features(x))
+    rand = random_convae_extractor(seed=3, input_size=128, features="pooled")
+    with torch.no_grad():
+        torch.testing.assert_close(rand(x), a)
+    with pytest.raises(ConfigError, match="latent' or 'pooled"):
+        ConvAEExtractor(model, features="mean")  # type: ignore[arg-type]

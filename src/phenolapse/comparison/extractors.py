@@ -18,7 +18,7 @@ import torch
 
 from phenolapse.errors import CheckpointError, ConfigError
 from phenolapse.models.backbones import PRETRAINED, load_pretrained
-from phenolapse.models.base import ConvAEExtractor, Extractor
+from phenolapse.models.base import ConvAEExtractor, ConvAEFeatures, Extractor
 from phenolapse.models.convae import load_convae
 from phenolapse.models.random_init import random_convae_extractor
 
@@ -89,6 +89,7 @@ def build_extractor(
     seed: int = 0,
     input_size: int | None = None,
     in_channels: int = 1,
+    convae_features: ConvAEFeatures = "latent",
 ) -> Extractor:
     """Build the extractor a spec names, from local files only.
 
@@ -106,6 +107,8 @@ def build_extractor(
         224 for pretrained networks).
     in_channels
         Image channels of the screen (ConvAE kinds and classical features).
+    convae_features
+        ``latent`` or ``pooled`` features of the ConvAE kinds (trained and random alike).
 
     Raises
     ------
@@ -123,11 +126,18 @@ def build_extractor(
                 f"by 'phenolapse train' or the published trained_model.torch)"
             )
         ext = ConvAEExtractor(
-            load_convae(spec.path), input_size=input_size or 128, name=spec.label
+            load_convae(spec.path),
+            input_size=input_size or 128,
+            name=spec.label,
+            features=convae_features,
         )
     elif spec.kind == "random-convae":
         ext = random_convae_extractor(
-            seed=seed, in_channels=in_channels, input_size=input_size or 128, name=spec.label
+            seed=seed,
+            in_channels=in_channels,
+            input_size=input_size or 128,
+            name=spec.label,
+            features=convae_features,
         )
     elif spec.kind == "classical":
         ext = ClassicalExtractor(

@@ -80,6 +80,10 @@ class CompareConfig(BaseModel):
         PCA dimensions before the logistic regression for wide features.
     logreg_c
         Inverse L2 strength of the logistic regression.
+    convae_features
+        Features of the ConvAE extractors, trained and random-init alike: ``latent`` (the
+        flattened latent, the reference) or ``pooled`` (mean and max over space of every encoder
+        activation).
     cost_images
         Images timed per extractor (the same sample for all); 0 skips timing.
     device
@@ -111,6 +115,7 @@ class CompareConfig(BaseModel):
     n_splits: int = Field(default=5, ge=2)
     pca_components: int = Field(default=50, ge=1)
     logreg_c: float = Field(default=1.0, gt=0)
+    convae_features: Literal["latent", "pooled"] = "latent"
     cost_images: int = Field(default=64, ge=0)
     device: str = "cpu"
     weights_dir: Path | None = None
@@ -316,7 +321,13 @@ def _embed_extractors(
         spec = parse_extractor_spec(item) if isinstance(item, str) else item
         # ConvAE-family and classical extractors see the screen's own model input size.
         size = config.preprocess.image_size if spec.kind in SIMPLE_KINDS else None
-        return build_extractor(spec, weights_dir=config.weights_dir, seed=config.seed, input_size=size)
+        return build_extractor(
+            spec,
+            weights_dir=config.weights_dir,
+            seed=config.seed,
+            input_size=size,
+            convae_features=config.convae_features,
+        )
 
     built = [item if isinstance(item, Extractor) else build(item) for item in extractors]
     df = resolve_manifest(manifest)

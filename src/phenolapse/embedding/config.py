@@ -17,6 +17,10 @@ class EmbedConfig(BaseModel):
     ----------
     preprocess
         Crop / resize / intensity scaling of every frame (the reference: centre crop 256 -> 128).
+    convae_features
+        Features of a ConvAE weights file: ``latent``, the flattened latent (the reference), or
+        ``pooled``, mean and max over space of every encoder activation (456 numbers that do not
+        depend on where cells lie in the field).
     batch_size
         Images decoded per loader batch (one transfer to the device).
     micro_batch
@@ -49,6 +53,7 @@ class EmbedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    convae_features: Literal["latent", "pooled"] = "latent"
     batch_size: int = Field(default=64, ge=1)
     micro_batch: int | None = Field(default=None, ge=1)
     device: str = "auto"

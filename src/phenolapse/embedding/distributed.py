@@ -79,7 +79,9 @@ def _run_shard(
 
     config = EmbedConfig.model_validate(config_json)
     extractor = (
-        ConvAEExtractor.from_file(model, input_size=config.preprocess.image_size)
+        ConvAEExtractor.from_file(
+            model, input_size=config.preprocess.image_size, features=config.convae_features
+        )
         if isinstance(model, str)
         else model
     )

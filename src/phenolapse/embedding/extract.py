@@ -90,7 +90,11 @@ def resolve_extractor(
         raise ConfigError("give exactly one of 'weights' (ConvAE weights file) or 'extractor'")
     if extractor is None:
         assert weights is not None
-        extractor = ConvAEExtractor.from_file(weights, input_size=config.preprocess.image_size)
+        extractor = ConvAEExtractor.from_file(
+            weights,
+            input_size=config.preprocess.image_size,
+            features=config.convae_features,
+        )
     if not isinstance(extractor, Extractor):
         raise ConfigError(
             f"extractor must be a phenolapse.models.base.Extractor, got {type(extractor)}"

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from phenolapse.models.convae import ConvAE
 
 FeatureMode = Literal["latent", "pooled"]
-_POOLED_LAYERS = (1, 4, 7, 8)
 
 
 def extract_features(
@@ -39,14 +38,7 @@ def extract_features(
         return model.features(x)
     if mode != "pooled":
         raise ValueError(f"feature mode must be 'latent' or 'pooled', got {mode!r}")
-    parts = []
-    h = x
-    for i, layer in enumerate(model.encoder):
-        h = layer(h)
-        if i in _POOLED_LAYERS:
-            parts.append(h.mean(dim=(2, 3)))
-            parts.append(h.amax(dim=(2, 3)))
-    return torch.cat(parts, dim=1)
+    return model.pooled_features(x)
 
 
 def n_features(model: ConvAE, image_size: int, *, mode: FeatureMode = "latent") -> int:

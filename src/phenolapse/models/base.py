@@ -19,13 +19,20 @@ To add a backbone, subclass :class:`Extractor`, set these attributes in ``__init
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from phenolapse.errors import ConfigError
-from phenolapse.models.convae import LATENT_CHANNELS, ConvAE, load_convae
+from phenolapse.models.convae import (
+    LATENT_CHANNELS,
+    ConvAE,
+    load_convae,
+    pooled_encoder_features,
+)
+
+ConvAEFeatures = Literal["latent", "pooled"]
 
 
 class Extractor(nn.Module):
@@ -65,7 +72,7 @@ class Extractor(nn.Module):
 
 
 class ConvAEExtractor(Extractor):
-    """The ConvAE encoder as an extractor: the flattened latent ``4 x H/4 x W/4``.
+    """The ConvAE encoder as an extractor.
 
     Parameters
     ----------
@@ -75,28 +82,59 @@ class ConvAEExtractor(Extractor):
         Side of the input images (the reference: 128 -> 4,096 features).
     name
         Identifier stored with the features and used as the feature-column prefix.
+    features
+        ``latent``: the flattened latent ``4 x H/4 x W/4`` (the reference); ``pooled``: mean and
+        max over space of every encoder activation (456 numbers, independent of cell positions;
+        :meth:`~phenolapse.models.convae.ConvAE.pooled_features`).
     """
 
-    def __init__(self, model: ConvAE, *, input_size: int = 128, name: str = "convae") -> None:
+    def __init__(
+        self,
+        model: ConvAE,
+        *,
+        input_size: int = 128,
+        name: str = "convae",
+        features: ConvAEFeatures = "latent",
+    ) -> None:
         super().__init__()
         if input_size % 4:
             raise ConfigError(f"ConvAE input size must be divisible by 4, got {input_size}")
+        if features not in ("latent", "pooled"):
+            raise ConfigError(f"ConvAE features must be 'latent' or 'pooled', got {features!r}")
         self.encoder = model.encoder
         self.name = name
         self.feature_prefix = name
         self.in_channels = int(model.in_channels)
         self.input_size = int(input_size)
-        self.n_features = LATENT_CHANNELS * (input_size // 4) ** 2
+        self.features = features
+        if features == "pooled":
+            convs = [m for m in model.encoder if isinstance(m, nn.Conv2d)]
+            self.n_features = 2 * sum(int(c.out_channels) for c in convs)
+        else:
+            self.n_features = LATENT_CHANNELS * (input_size // 4) ** 2
         self.eval()
 
     @classmethod
     def from_file(
-        cls, path: str | Path, *, input_size: int = 128, name: str = "convae"
+        cls,
+        path: str | Path,
+        *,
+        input_size: int = 128,
+        name: str = "convae",
+        features: ConvAEFeatures = "latent",
     ) -> ConvAEExtractor:
         """Load ConvAE weights (published state_dict or training checkpoint) as an extractor."""
-        return cls(load_convae(path, map_location="cpu"), input_size=input_size, name=name)
+        model = load_convae(path, map_location="cpu")
+        return cls(model, input_size=input_size, name=name, features=features)
+
+    def describe(self) -> dict[str, Any]:
+        """As :meth:`Extractor.describe`, plus which ConvAE features are taken."""
+        return {**super().describe(), "convae_features": self.features}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Flattened latent of images ``x`` in [0, 1] (the ConvAE needs no normalisation)."""
-        z: torch.Tensor = self.encoder(self.match_channels(x))
+        """Features of images ``x`` in [0, 1] (the ConvAE needs no normalisation)."""
+        x = self.match_channels(x)
+        if self.features == "pooled":
+            return pooled_encoder_features(self.encoder, x)
+        z: torch.Tensor = self.encoder(x)
         return torch.flatten(z, start_dim=1)

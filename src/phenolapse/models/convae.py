@@ -18,6 +18,19 @@ from phenolapse.errors import CheckpointError
 from phenolapse.io_utils import atomic_path
 
 LATENT_CHANNELS = 4
+POOLED_LAYERS = (1, 4, 7, 8)  # encoder outputs pooled: the three ReLUs and the latent
+
+
+def pooled_encoder_features(encoder: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Mean and max over space of the outputs of ``encoder``'s layers :data:`POOLED_LAYERS`."""
+    parts = []
+    h = x
+    for i, layer in enumerate(encoder):
+        h = layer(h)
+        if i in POOLED_LAYERS:
+            parts.append(h.mean(dim=(2, 3)))
+            parts.append(h.amax(dim=(2, 3)))
+    return torch.cat(parts, dim=1)
 
 
 class ConvAE(nn.Module):
@@ -66,6 +79,14 @@ class ConvAE(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened latent ``(B, 4 * H/4 * W/4)``: the image's feature vector."""
         return torch.flatten(self.encode(x), start_dim=1)
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean and max over space of each encoder ReLU activation and of the latent.
+
+        ``2 * (128 + 64 + 32 + 4) = 456`` numbers per image whatever its size; unlike the
+        flattened latent they do not depend on where in the field a cell lies.
+        """
+        return pooled_encoder_features(self.encoder, x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruction from a latent map."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from phenolapse.models.base import ConvAEExtractor
+from phenolapse.models.base import ConvAEExtractor, ConvAEFeatures
 from phenolapse.models.convae import ConvAE
 
 
@@ -25,9 +25,17 @@ def random_convae(*, seed: int = 0, in_channels: int = 1) -> ConvAE:
 
 
 def random_convae_extractor(
-    *, seed: int = 0, in_channels: int = 1, input_size: int = 128, name: str = "convae_random"
+    *,
+    seed: int = 0,
+    in_channels: int = 1,
+    input_size: int = 128,
+    name: str = "convae_random",
+    features: ConvAEFeatures = "latent",
 ) -> ConvAEExtractor:
     """The encoder of :func:`random_convae` as an extractor (features named ``convae_random_*``)."""
     return ConvAEExtractor(
-        random_convae(seed=seed, in_channels=in_channels), input_size=input_size, name=name
+        random_convae(seed=seed, in_channels=in_channels),
+        input_size=input_size,
+        name=name,
+        features=features,
     )
