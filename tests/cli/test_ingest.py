@@ -161,6 +161,7 @@ def _assert_failed(res: Result, out: Path, *fragments: str) -> None:
     _assert_only(out.parent, ["manifest.parquet"])
 
 
+@pytest.mark.bad_input("ingest")
 def test_unparseable_name(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     _png(images / "P1" / "snapshot.png")
@@ -189,6 +190,7 @@ def test_skip_bad_writes_report(tmp_path: Path, old_output: Path) -> None:
     assert str(bad) not in set(m["image_path"]) and str(empty) not in set(m["image_path"])
 
 
+@pytest.mark.bad_input("ingest")
 def test_image_without_platemap_row(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     lonely = _png(images / "P1" / "HT29_Phase_B7_1_00d00h00m.png")
@@ -199,6 +201,7 @@ def test_image_without_platemap_row(tmp_path: Path, old_output: Path) -> None:
     _assert_failed(res, old_output, "no plate-map row for plate 'P1' well B7")
 
 
+@pytest.mark.bad_input("ingest")
 def test_duplicate_platemap_row(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     pm = tmp_path / "pm.csv"
@@ -207,6 +210,7 @@ def test_duplicate_platemap_row(tmp_path: Path, old_output: Path) -> None:
     _assert_failed(res, old_output, str(pm), "duplicate rows for plate 'P1' well A1 (lines [2, 4])")
 
 
+@pytest.mark.bad_input("ingest")
 def test_bad_platemap_value(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     pm = tmp_path / "pm.csv"
@@ -215,6 +219,7 @@ def test_bad_platemap_value(tmp_path: Path, old_output: Path) -> None:
     _assert_failed(res, old_output, f"{pm}, line 2: concentration_um 'zero' is not a number")
 
 
+@pytest.mark.bad_input("ingest")
 @pytest.mark.parametrize("content", [b"", b"garbage bytes, not a PNG"])
 def test_zero_byte_or_corrupt_image(tmp_path: Path, old_output: Path, content: bytes) -> None:
     images = _screen(tmp_path)
@@ -224,6 +229,7 @@ def test_zero_byte_or_corrupt_image(tmp_path: Path, old_output: Path, content: b
     _assert_failed(res, old_output, f"{broken}: ")
 
 
+@pytest.mark.bad_input("ingest")
 def test_corrupt_image_found_with_verify(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     good = images / "P1" / "HT29_Phase_A1_1_00d00h00m.png"
@@ -234,18 +240,21 @@ def test_corrupt_image_found_with_verify(tmp_path: Path, old_output: Path) -> No
     _assert_failed(res, old_output, f"{cut}: cannot decode image")
 
 
+@pytest.mark.bad_input("ingest")
 def test_empty_folder(tmp_path: Path, old_output: Path) -> None:
     (tmp_path / "empty").mkdir()
     res = _ingest(tmp_path / "empty", "--out", old_output)
     _assert_failed(res, old_output, f"{tmp_path / 'empty'}: no image files found")
 
 
+@pytest.mark.bad_input("ingest")
 def test_bad_time_zero(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     res = _ingest(images, "--out", old_output, "--time-zero", "noon")
     _assert_failed(res, old_output, "time_zero 'noon' is neither a number of hours nor an ISO")
 
 
+@pytest.mark.bad_input("ingest")
 def test_bad_pattern(tmp_path: Path, old_output: Path) -> None:
     images = _screen(tmp_path)
     res = _ingest(images, "--out", old_output, "--pattern", "(?P<well>[A-H]")

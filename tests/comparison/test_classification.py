@@ -73,6 +73,7 @@ def test_folds_never_split_a_well() -> None:
     assert np.allclose(pred.proba.sum(axis=1), 1.0)
 
 
+@pytest.mark.bad_input("compare")
 def test_single_well_class_is_rejected() -> None:
     with pytest.raises(ValueError, match="one well"):
         held_out_predictions(np.zeros((4, 2)), np.array(["a", "a", "b", "b"]),

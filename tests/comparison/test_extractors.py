@@ -20,6 +20,7 @@ from phenolapse.models.classical import classical_features_batch
 from phenolapse.models.convae import ConvAE, save_convae
 
 
+@pytest.mark.bad_input("compare")
 def test_parse_specs() -> None:
     s = parse_extractor_spec("mine:convae=/w/model.pt")
     assert (s.label, s.kind, s.path) == ("mine", "convae", Path("/w/model.pt"))
@@ -53,6 +54,7 @@ def test_random_convae_is_seeded_and_untrained() -> None:
     assert a.feature_prefix == "random_convae"
 
 
+@pytest.mark.bad_input("compare")
 def test_trained_convae_from_file(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = ConvAE()

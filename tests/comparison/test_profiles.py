@@ -38,6 +38,7 @@ def test_alignment_by_metadata_not_row_order(make_profiles: Maker) -> None:
         np.testing.assert_allclose(sb.features[i], expected)
 
 
+@pytest.mark.bad_input("compare")
 def test_wells_spelled_differently_are_not_matched(make_profiles: Maker) -> None:
     a = make_profiles()
     b = a.copy()
@@ -46,6 +47,7 @@ def test_wells_spelled_differently_are_not_matched(make_profiles: Maker) -> None
         align_profile_sets([split_profiles(a, name="a"), split_profiles(b, name="b")])
 
 
+@pytest.mark.bad_input("compare")
 def test_nan_features_raise_naming_the_well(make_profiles: Maker) -> None:
     a = make_profiles()
     a.loc[5, "feat_0003"] = np.nan
@@ -57,6 +59,7 @@ def test_nan_features_raise_naming_the_well(make_profiles: Maker) -> None:
     assert np.isfinite(al.sets[0].features).all()
 
 
+@pytest.mark.bad_input("compare")
 def test_disagreeing_metadata_is_an_error(make_profiles: Maker) -> None:
     a = make_profiles()
     b = a.copy()
@@ -65,6 +68,7 @@ def test_disagreeing_metadata_is_an_error(make_profiles: Maker) -> None:
         align_profile_sets([split_profiles(a, name="a"), split_profiles(b, name="b")])
 
 
+@pytest.mark.bad_input("compare")
 def test_duplicate_rows_and_names_are_errors(make_profiles: Maker) -> None:
     a = make_profiles()
     with pytest.raises(FeatureTableError, match="share plate, well and time point"):
@@ -73,6 +77,7 @@ def test_duplicate_rows_and_names_are_errors(make_profiles: Maker) -> None:
         align_profile_sets([split_profiles(a, name="x"), split_profiles(a, name="x")])
 
 
+@pytest.mark.bad_input("compare")
 def test_missing_metadata_and_files(make_profiles: Maker, tmp_path: Path) -> None:
     a = make_profiles().drop(columns=["Metadata_role"])
     with pytest.raises(FeatureTableError, match="Metadata_role"):

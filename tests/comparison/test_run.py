@@ -77,6 +77,7 @@ def test_run_writes_tables_and_figures(
     assert not (out / "fig_cost.png").exists()
 
 
+@pytest.mark.bad_input("compare")
 def test_cli_compare(make_profiles: Callable[..., pd.DataFrame], tmp_path: Path) -> None:
     from phenolapse.cli.compare import register
 
@@ -147,6 +148,7 @@ def test_extractors_on_a_screen_with_pretrained_file(
     assert (tmp_path / "out" / "fig_cost.png").exists()
 
 
+@pytest.mark.bad_input("compare")
 def test_missing_pretrained_file_is_named(late_manifest: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"dino_vitbase8_pretrain\.pth"):
         run_comparison(

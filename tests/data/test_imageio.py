@@ -86,6 +86,7 @@ def test_gray16_scaled_by_dtype(tmp_path: Path, suffix: str) -> None:
     assert got[1, 0] == np.float32(32768 / 65535) and got[1, 1] == np.float32(1 / 65535)
 
 
+@pytest.mark.bad_input("embed")
 def test_gray16_fixed_range_exact(tmp_path: Path) -> None:
     raw = np.array([[0, 100, 200, 600], [1100, 1600, 2000, 65535]], dtype=np.uint16)
     path = tmp_path / "img.tif"
@@ -119,6 +120,7 @@ def test_multichannel_files(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.bad_input("ingest")
 def test_tiff_stacks_are_refused(tmp_path: Path) -> None:
     frames = RNG.integers(0, 65536, (5, 24, 40), dtype=np.uint16)
     tifffile.imwrite(tmp_path / "time.tif", frames, imagej=True, metadata={"axes": "TYX"})
@@ -143,6 +145,7 @@ def test_rgb_jpeg_close(tmp_path: Path) -> None:
     np.testing.assert_allclose(img, raw / 255.0, atol=2.5 / 255)  # YCbCr round trip
 
 
+@pytest.mark.bad_input("ingest")
 def test_float_tiff(tmp_path: Path) -> None:
     ok = RNG.random((8, 8), dtype=np.float32)
     tifffile.imwrite(tmp_path / "ok.tif", ok)
@@ -155,6 +158,7 @@ def test_float_tiff(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.bad_input("ingest")
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
 def test_bad_files_name_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.tif"
@@ -234,6 +238,7 @@ def test_flat_plate_gets_a_nonempty_range(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- crops
 
 
+@pytest.mark.bad_input("embed")
 def test_center_crop_offsets() -> None:
     img = np.arange(520 * 704, dtype=np.float32).reshape(520, 704)
     crop = center_crop(img, 256)
@@ -262,6 +267,7 @@ def test_tile_crops_704x520() -> None:
     np.testing.assert_array_equal(tiles3[3, :, :, 1], -img[260:516, 352:608])
 
 
+@pytest.mark.bad_input("embed")
 def test_tile_crops_with_stride() -> None:
     img = np.arange(520 * 704, dtype=np.float32).reshape(520, 704)
     tiles = tile_crops(img, 256, stride=128)
@@ -330,6 +336,7 @@ def test_preprocess_modes_and_shapes() -> None:
     np.testing.assert_array_equal(img, before)
 
 
+@pytest.mark.bad_input("embed")
 def test_preprocess_channels() -> None:
     img = RNG.random((300, 300, 3), dtype=np.float32)
     both = preprocess(img, PreprocessConfig(channels=[2, 0], image_size=64))
@@ -367,6 +374,7 @@ def test_load_for_model_real_livecell(shared_data: Path) -> None:
     assert load_for_model(path, PreprocessConfig(mode="tile")).shape == (4, 1, 128, 128)
 
 
+@pytest.mark.bad_input("embed")
 def test_load_for_model_fixed_range_and_errors(tmp_path: Path) -> None:
     raw = np.full((40, 40), 1500, dtype=np.uint16)
     tifffile.imwrite(tmp_path / "a.tif", raw)
@@ -379,6 +387,7 @@ def test_load_for_model_fixed_range_and_errors(tmp_path: Path) -> None:
         load_for_model(tmp_path / "a.tif", PreprocessConfig(crop_size=64))
 
 
+@pytest.mark.bad_input("embed")
 def test_preprocess_config_validation() -> None:
     with pytest.raises(ValidationError, match="needs fixed_range"):
         PreprocessConfig(intensity="fixed")

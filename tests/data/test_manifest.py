@@ -121,6 +121,7 @@ def test_incucyte_numeric_time_zero_gives_negative_times(tmp_path: Path) -> None
     assert list(m["time_h"]) == [0.0, 2.0, 4.0, 56.0]
 
 
+@pytest.mark.bad_input("ingest")
 def test_elapsed_names_refuse_a_datetime_time_zero(tmp_path: Path) -> None:
     _incucyte(tmp_path, "A1", 1)
     with pytest.raises(ManifestError, match="time_zero must be a number of hours"):
@@ -149,6 +150,7 @@ def test_reference_names_without_time_zero_start_at_first_image(tmp_path: Path) 
     assert list(m["time_h"]) == [0.0, 12.0, 24.5]
 
 
+@pytest.mark.bad_input("ingest")
 @pytest.mark.parametrize(
     ("time_zero", "error", "message"),
     [
@@ -178,6 +180,7 @@ def test_platemap_time_zero_per_plate(tmp_path: Path) -> None:
     assert "time_zero" not in m.columns
 
 
+@pytest.mark.bad_input("ingest")
 def test_mixed_time_schemes_on_one_plate(tmp_path: Path) -> None:
     _png(tmp_path / "P1" / "C_Phase_A1_1_00d01h00m.png")
     _png(tmp_path / "P1" / "C_CL1_P1_A2_1_2020y01m01d_00h00m.png")
@@ -244,6 +247,7 @@ def test_platemap_dataframe_is_accepted(tmp_path: Path) -> None:
     assert list(pm["well"]) == ["D04"]
 
 
+@pytest.mark.bad_input("ingest")
 def test_image_without_platemap_row(tmp_path: Path) -> None:
     images = tmp_path / "images"
     _incucyte(images, "A1", 0)
@@ -257,6 +261,7 @@ def test_image_without_platemap_row(tmp_path: Path) -> None:
     assert f"{lonely}: no plate-map row for plate 'C' well A10" in msg
 
 
+@pytest.mark.bad_input("ingest")
 def test_image_on_unknown_plate(tmp_path: Path) -> None:
     img = _incucyte(tmp_path / "images" / "P9", "A1", 0)
     pm = tmp_path / "pm.csv"
@@ -266,6 +271,7 @@ def test_image_on_unknown_plate(tmp_path: Path) -> None:
     assert str(img) in str(info.value)
 
 
+@pytest.mark.bad_input("ingest")
 def test_duplicate_platemap_row(tmp_path: Path) -> None:
     _incucyte(tmp_path / "images", "A1", 0)
     pm = tmp_path / "pm.csv"
@@ -315,6 +321,7 @@ def test_random_platemaps_join_each_image_to_its_own_row(
 # --------------------------------------------------------------------------- bad files
 
 
+@pytest.mark.bad_input("ingest")
 def test_unparseable_name_raises_or_is_skipped(tmp_path: Path) -> None:
     good = _incucyte(tmp_path, "A1", 0)
     bad = _png(tmp_path / "overview_scan.png")
@@ -331,6 +338,7 @@ def test_unparseable_name_raises_or_is_skipped(tmp_path: Path) -> None:
     assert "file name not understood" in skipped.loc[0, "reason"]
 
 
+@pytest.mark.bad_input("ingest")
 def test_zero_byte_and_corrupt_images(tmp_path: Path) -> None:
     good = _incucyte(tmp_path, "A1", 0)
     empty = tmp_path / "C_Phase_A1_1_00d01h00m.png"
@@ -348,6 +356,7 @@ def test_zero_byte_and_corrupt_images(tmp_path: Path) -> None:
     assert sorted(skipped_table(m)["path"]) == sorted([str(empty), str(junk)])
 
 
+@pytest.mark.bad_input("ingest")
 def test_truncated_image_found_when_verifying(tmp_path: Path) -> None:
     good = _incucyte(tmp_path, "A1", 0)
     buf = io.BytesIO()
@@ -364,12 +373,14 @@ def test_truncated_image_found_when_verifying(tmp_path: Path) -> None:
     assert list(skipped_table(m)["path"]) == [str(truncated)]
 
 
+@pytest.mark.bad_input("ingest")
 def test_all_files_bad_even_when_skipping(tmp_path: Path) -> None:
     _png(tmp_path / "a.png")
     with pytest.raises(ManifestError, match="none of the 1 image files could be used"):
         build_manifest(tmp_path, on_error="skip", progress=False)
 
 
+@pytest.mark.bad_input("ingest")
 def test_empty_or_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=f"{tmp_path}: no image files found"):
         build_manifest(tmp_path, progress=False)
@@ -381,6 +392,7 @@ def test_empty_or_missing_folder(tmp_path: Path) -> None:
         build_manifest(tmp_path / "absent", progress=False)
 
 
+@pytest.mark.bad_input("ingest")
 def test_two_files_for_one_image_slot(tmp_path: Path) -> None:
     a = _png(tmp_path / "C_Phase_A1_1_00d01h00m.png")
     b = _png(tmp_path / "C_Phase_A01_1_00d01h00m.tif")
@@ -399,6 +411,7 @@ def test_custom_pattern(tmp_path: Path) -> None:
     assert set(m["cell_line"]) == {"unknown"}
 
 
+@pytest.mark.bad_input("ingest")
 def test_bad_pattern_is_reported_once(tmp_path: Path) -> None:
     for h in range(3):
         _incucyte(tmp_path, "A1", h)
@@ -425,6 +438,7 @@ def test_write_and_read_manifest(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.parquet"]
 
 
+@pytest.mark.bad_input("ingest")
 def test_write_manifest_invalid_leaves_old_file(tmp_path: Path) -> None:
     out = tmp_path / "manifest.parquet"
     out.write_bytes(b"old")
@@ -453,6 +467,7 @@ def _valid() -> pd.DataFrame:
     )
 
 
+@pytest.mark.bad_input("ingest")
 def test_validate_manifest_errors(tmp_path: Path) -> None:
     assert validate_manifest(_valid()) is not None
     df = _valid()

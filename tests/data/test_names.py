@@ -102,6 +102,7 @@ def test_custom_pattern_numeric_row_and_column(name: str, well: str) -> None:
     assert (q.well, q.row, q.column) == ("C7", "C", 7)
 
 
+@pytest.mark.bad_input("ingest")
 def test_custom_pattern_errors_name_the_file() -> None:
     with pytest.raises(ParseError, match=r"other_name\.tif: does not match the naming pattern"):
         parse_name("other_name.tif", r"(?P<well>[A-H]\d+)_t(?P<time_h>\d+)\.tif")
@@ -119,6 +120,7 @@ def test_custom_pattern_errors_name_the_file() -> None:
         parse_name("Z0_t1.tif", r"(?P<well>Z0)_t(?P<time_h>\d)\.tif")
 
 
+@pytest.mark.bad_input("ingest")
 @pytest.mark.parametrize(
     "name",
     [
@@ -138,6 +140,7 @@ def test_unparseable_names(name: str) -> None:
     assert isinstance(info.value, PhenolapseError)
 
 
+@pytest.mark.bad_input("ingest")
 def test_invalid_times_are_errors() -> None:
     with pytest.raises(ParseError, match=r"X_A1_1_00d01h60m\.tif: 60 minutes is not a valid time"):
         parse_name("X_A1_1_00d01h60m.tif")
@@ -145,6 +148,7 @@ def test_invalid_times_are_errors() -> None:
         parse_name("X_Y_P1_A1_1_2019y13m30d_00h21m.jpg")
 
 
+@pytest.mark.bad_input("ingest")
 def test_well_with_column_zero_is_an_error() -> None:
     with pytest.raises(ParseError, match=r"X_A00_1_00d01h00m\.tif: .*'A00'"):
         parse_name("X_A00_1_00d01h00m.tif")
@@ -169,6 +173,7 @@ def test_split_and_canonical_well(well: str, expected: tuple[str, int]) -> None:
     assert canonical_well(well) == f"{expected[0]}{expected[1]}"
 
 
+@pytest.mark.bad_input("ingest")
 @pytest.mark.parametrize("well", ["", "A", "1A", "A0", "A00", "ABC1", "A1B", "A-1", "A1234"])
 def test_invalid_well_ids(well: str) -> None:
     with pytest.raises(ParseError, match="not a well id"):

@@ -83,6 +83,7 @@ def test_same_well_on_two_plates_is_fine(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.bad_input("ingest")
 def test_duplicate_row_names_both_lines(tmp_path: Path) -> None:
     path = _csv(
         tmp_path,
@@ -108,6 +109,7 @@ def test_duplicate_allowed_for_different_cell_lines(tmp_path: Path) -> None:
     assert len(pm) == 2
 
 
+@pytest.mark.bad_input("ingest")
 @pytest.mark.parametrize(
     ("bad_line", "expected"),
     [
@@ -131,6 +133,7 @@ def test_bad_rows_name_the_csv_line(tmp_path: Path, bad_line: str, expected: str
     assert str(info.value).startswith(f"{path}, line 4:")
 
 
+@pytest.mark.bad_input("ingest")
 def test_missing_columns(tmp_path: Path) -> None:
     path = _csv(tmp_path, "plate,well,compound,role\nP1,A1,x,treatment\n")
     with pytest.raises(PlateMapError) as info:
@@ -140,6 +143,7 @@ def test_missing_columns(tmp_path: Path) -> None:
     assert "compound" in msg  # lists what was found
 
 
+@pytest.mark.bad_input("ingest")
 def test_empty_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(PlateMapError, match="has no rows"):
         read_platemap(_csv(tmp_path, "plate,well,drug,concentration_um,role\n"))

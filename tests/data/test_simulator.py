@@ -262,6 +262,7 @@ def test_parallel_workers_match_serial(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.bad_input("simulate")
 def test_output_folder_rules(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -285,6 +286,7 @@ def test_formats(tmp_path: Path) -> None:
         assert img.shape == (64, 64) and img.dtype == np.uint8
 
 
+@pytest.mark.bad_input("simulate")
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="unknown simulator preset"):
         SimulationConfig.preset("huge")
@@ -327,6 +329,7 @@ def test_small_preset_has_every_effect_class(seed: int) -> None:
     assert treat["morphology_only"].any()
 
 
+@pytest.mark.bad_input("simulate")
 def test_cli_simulate(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -28,6 +29,7 @@ def test_clean_screen_passes(tmp_path: Path) -> None:
     assert rep.wells["time_points"].tolist() == [3, 3]
 
 
+@pytest.mark.bad_input("validate")
 def test_problems_are_each_named(tmp_path: Path) -> None:
     root = _screen(tmp_path)
     (root / "HT29_Phase_B3_1_00d08h00m.png").unlink()  # a missing time point
@@ -51,6 +53,7 @@ def test_problems_are_each_named(tmp_path: Path) -> None:
     assert any("00d04h00m" in w for w in kinds["inconsistent image"])
 
 
+@pytest.mark.bad_input("validate")
 def test_cli_exit_codes(tmp_path: Path, shared_data: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["validate", str(shared_data / "livecell-shsy5y"), "--no-progress"])

@@ -76,6 +76,7 @@ def test_fp32_matches_reference_exactly(
     np.testing.assert_allclose(feats[0], ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.bad_input("embed")
 def test_cli_errors_exit_2(published: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     _, images, _ = published
     bad = tmp_path / "bad.torch"

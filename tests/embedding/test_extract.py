@@ -116,6 +116,7 @@ def test_tile_mode_averages_tiles(
         np.testing.assert_allclose(feats[i], each.mean(0), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.bad_input("embed")
 def test_resume_after_corrupt_image_computes_only_missing_rows(
     plate_manifest: pd.DataFrame, weights: Path, small_config: Config, tmp_path: Path
 ) -> None:
@@ -169,6 +170,7 @@ def test_skip_bad_images(
     assert np.isfinite(prof.filter(like="convae_").to_numpy()).all()
 
 
+@pytest.mark.bad_input("embed")
 def test_folder_input_and_other_manifest_refused(
     plate: tuple[Path, Path], weights: Path, small_config: Config, tmp_path: Path
 ) -> None:
@@ -189,6 +191,7 @@ def test_folder_input_and_other_manifest_refused(
     assert len(read_features(out)[0]) == 10
 
 
+@pytest.mark.bad_input("embed")
 def test_bad_inputs(
     plate_manifest: pd.DataFrame, weights: Path, small_config: Config, tmp_path: Path
 ) -> None:

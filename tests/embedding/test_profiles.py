@@ -94,6 +94,7 @@ def test_nan_rows_left_out_and_median() -> None:
     )  # rows 1 and 3
 
 
+@pytest.mark.bad_input("embed")
 def test_inconsistent_well_and_bad_shapes() -> None:
     meta = metadata()
     meta.loc[1, "drug"] = "Other"  # A1 field 1 at 4 h disagrees with field 2
@@ -103,6 +104,7 @@ def test_inconsistent_well_and_bad_shapes() -> None:
         make_profiles(metadata(), np.zeros((7, 2), np.float32))
 
 
+@pytest.mark.bad_input("embed")
 def test_write_read_roundtrip(tmp_path: Path) -> None:
     prof = make_profiles(metadata(), np.ones((8, 4), np.float32))
     path = write_profiles(prof, tmp_path / "profiles.parquet", extractor="convae")

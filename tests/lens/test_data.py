@@ -91,6 +91,7 @@ def test_same_well_name_on_two_plates_are_two_groups() -> None:
         assert not set(g[test]) & set(g[~test])
 
 
+@pytest.mark.bad_input("lens")
 def test_bad_inputs_raise_clear_errors() -> None:
     m = _manifest()
     missing = m.copy()

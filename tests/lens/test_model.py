@@ -138,6 +138,7 @@ def test_train_head_separates_linear_classes() -> None:
     assert (pred == y).mean() > 0.97
 
 
+@pytest.mark.bad_input("lens")
 def test_feature_modes(tiny_data) -> None:  # type: ignore[no-untyped-def]
     ae, x, _ = tiny_data
     xt = torch.as_tensor(x[:2])
@@ -151,6 +152,7 @@ def test_feature_modes(tiny_data) -> None:  # type: ignore[no-untyped-def]
     np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.bad_input("lens")
 def test_random_lens_init_differs(tiny_data) -> None:  # type: ignore[no-untyped-def]
     ae, _, _ = tiny_data
     a, b = make_lens(ae, init="random", seed=1), make_lens(ae, init="random", seed=1)

@@ -93,6 +93,7 @@ def test_split_used_by_run_is_grouped(tiny_manifest: pd.DataFrame) -> None:
     assert np.unique(meta.loc[test, "label"]).size == meta["label"].nunique()
 
 
+@pytest.mark.bad_input("lens")
 def test_run_lens_bad_input(tiny_manifest: pd.DataFrame, weights: Path, tmp_path: Path) -> None:
     only_dmso = tiny_manifest[tiny_manifest["role"] != "treatment"]
     only_dmso = only_dmso[only_dmso["drug"] == only_dmso["drug"].iloc[0]]
@@ -106,6 +107,7 @@ def test_run_lens_bad_input(tiny_manifest: pd.DataFrame, weights: Path, tmp_path
         )
 
 
+@pytest.mark.bad_input("lens")
 def test_cli_lens(tiny_manifest: pd.DataFrame, weights: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -111,6 +111,7 @@ def test_normalisation_and_eval_mode() -> None:
     assert ext.feature_prefix == "probe"
 
 
+@pytest.mark.bad_input("compare")
 def test_missing_file_names_expected_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"dino_deitsmall8_pretrain\.pth.*dl\.fbaipublic"):
         load_pretrained("vit-s8-dino", tmp_path)
@@ -120,6 +121,7 @@ def test_missing_file_names_expected_file(tmp_path: Path) -> None:
         load_pretrained("resnet18", tmp_path)
 
 
+@pytest.mark.bad_input("compare")
 def test_wrong_architecture_is_reported(tmp_path: Path) -> None:
     small = VisionTransformer(patch_size=16, embed_dim=64, depth=12, num_heads=2)
     path = _save(small.state_dict(), tmp_path / "dino_vitbase16_pretrain.pth")

@@ -74,6 +74,7 @@ def test_batch_multichannel_and_inputs_untouched() -> None:
     np.testing.assert_array_equal(imgs, copy)
 
 
+@pytest.mark.bad_input("compare")
 def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         classical_features(np.full((16, 16), 2.0))

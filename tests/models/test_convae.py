@@ -107,6 +107,7 @@ def test_hct15_encoder_matches_spec_and_reconstructs(shared_data: Path) -> None:
     assert float(x_pkg.var()) > 2 * mse
 
 
+@pytest.mark.bad_input("embed")
 def test_in_channels_three_roundtrip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = ConvAE(in_channels=3)
@@ -122,6 +123,7 @@ def test_in_channels_three_roundtrip(tmp_path: Path) -> None:
         load_convae(path, in_channels=1)
 
 
+@pytest.mark.bad_input("embed")
 def test_wrong_shape_checkpoint_names_tensor(tmp_path: Path) -> None:
     state = ConvAE().state_dict()
     state["encoder.3.weight"] = torch.zeros(64, 100, 3, 3)
@@ -137,6 +139,7 @@ def test_wrong_shape_checkpoint_names_tensor(tmp_path: Path) -> None:
         load_convae(path)
 
 
+@pytest.mark.bad_input("embed")
 def test_non_weights_files_are_refused(tmp_path: Path) -> None:
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint\n")
@@ -160,6 +163,7 @@ class _Payload:
         return (os.mkdir, (str(self.marker),))
 
 
+@pytest.mark.bad_input("embed")
 def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"

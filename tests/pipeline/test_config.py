@@ -47,6 +47,7 @@ def test_field_docs_reads_numpydoc() -> None:
     assert "report.html" in docs["output_dir"]
 
 
+@pytest.mark.bad_input("config check")
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -70,6 +71,7 @@ def test_invalid_config_is_rejected_naming_the_key(
     assert not (tmp_path / "phenolapse_out").exists()  # nothing started
 
 
+@pytest.mark.bad_input("config check")
 def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("title: !!python/object/apply:os.system ['echo pwned']\n")

@@ -56,6 +56,7 @@ def test_missing_output_is_recomputed(tmp_path: Path) -> None:
     assert calls == ["c"]
 
 
+@pytest.mark.bad_input("run")
 def test_from_and_until(tmp_path: Path) -> None:
     calls: list[str] = []
     cfg = {"a": 1, "b": 2, "c": 3}

@@ -20,8 +20,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from phenolapse.cli import app
 
@@ -47,9 +46,18 @@ def invoke(args: list[Any]) -> Result:
 
 
 def assert_clean_failure(
-    args: list[Any], *, guard: list[Path], names: list[str], code: int | None = None
+    args: list[Any],
+    *,
+    guard: list[Path],
+    names: list[str],
+    code: int | None = None,
+    may_change: tuple[str, ...] = (),
 ) -> Result:
-    """Run ``args``; assert a clear non-zero exit naming ``names`` and ``guard`` untouched."""
+    """Run ``args``; assert a clear non-zero exit naming ``names`` and ``guard`` untouched.
+
+    Files whose path ends with one of ``may_change`` (a run log, a resume marker) may be added
+    or rewritten; no other file may appear, change or disappear.
+    """
     assert guard and all(g.exists() for g in guard)
     before = snapshot(*guard)
     assert before, "nothing to guard"
@@ -63,9 +71,11 @@ def assert_clean_failure(
     )
     for name in names:
         assert name in res.stderr, f"{name!r} not named in stderr:\n{res.stderr}"
-    added = sorted(set(after) - set(before))
+    added = sorted(k for k in set(after) - set(before) if not k.endswith(may_change))
     removed = sorted(set(before) - set(after))
-    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    changed = sorted(
+        k for k in set(before) & set(after) if before[k] != after[k] and not k.endswith(may_change)
+    )
     assert not (added or removed or changed), (added, removed, changed)
     return res
 
@@ -238,7 +248,10 @@ def _bad_manifest(ws: Workspace, name: str, edit: Callable[[pd.DataFrame], pd.Da
 
 
 def _corrupt_manifest(ws: Workspace) -> tuple[Path, str]:
-    images = ws.bad_images("junk", lambda d: first_image(d).write_bytes(b"not an image at all"))
+    def junk(images: Path) -> None:
+        first_image(images).write_bytes(b"not an image at all")
+
+    images = ws.bad_images("junk", junk)
     df = pd.read_parquet(ws.manifest)
     bad = first_image(images)
     df["image_path"] = [str(images / Path(p).relative_to(ws.images)) for p in df["image_path"]]
@@ -312,6 +325,16 @@ def ingest_bad_pattern(ws: Workspace) -> Case:
     return args, [out], ["pattern"]
 
 
+def ingest_out_is_results_folder(ws: Workspace) -> Case:
+    earlier = ws.outputs["temporal"]
+    args = ["ingest", ws.images, "--platemap", ws.platemap, "-o", earlier, "--no-progress"]
+    return args, [earlier], [str(earlier), "manifest.parquet"]
+
+
+def _blocker(ws: Workspace) -> Path:
+    return ws.file("blocker.txt", "a file where the output folder should go\n")
+
+
 # validate -----------------------------------------------------------------------------------------
 
 
@@ -342,6 +365,19 @@ def validate_missing_platemap(ws: Workspace) -> Case:
 def validate_missing_folder(ws: Workspace) -> Case:
     args = ["validate", ws.root / "no_images", "--no-progress"]
     return args, [ws.outputs["validate"]], ["no_images"]
+
+
+def validate_out_is_results_folder(ws: Workspace) -> Case:
+    earlier = ws.outputs["temporal"]
+    args = ["validate", ws.images, "--platemap", ws.platemap, "--out", earlier, "--no-progress"]
+    return args, [earlier, ws.images], [str(earlier), "problems.csv"]
+
+
+def validate_out_under_a_file(ws: Workspace) -> Case:
+    blocker = _blocker(ws)
+    images = ws.bad_images("unparseable", _unparseable)
+    args = ["validate", images, "--out", blocker / "problems.csv", "--no-progress"]
+    return args, [blocker, images], ["blocker.txt"]
 
 
 # simulate -----------------------------------------------------------------------------------------
@@ -381,14 +417,27 @@ def simulate_zero_image_size(ws: Workspace, tiny_screen: Any) -> Case:
     return ["simulate", out, "--image-size", "0", "--no-progress"], [out], ["image_size"]
 
 
+def simulate_out_is_file(ws: Workspace, tiny_screen: Any) -> Case:
+    blocker = _blocker(ws)
+    return ["simulate", blocker, "--no-progress"], [blocker], ["blocker.txt"]
+
+
 # train --------------------------------------------------------------------------------------------
 
 
-def train_corrupt_image(ws: Workspace) -> Case:
-    manifest, bad = _corrupt_manifest(ws)
+def train_corrupt_images(ws: Workspace) -> Case:
+    def junk(images: Path) -> None:
+        for path in images.rglob("*.png"):
+            path.write_bytes(b"not an image at all")
+
+    images = ws.bad_images("all_junk", junk)
+    df = pd.read_parquet(ws.manifest)
+    df["image_path"] = [str(images / Path(p).relative_to(ws.images)) for p in df["image_path"]]
+    manifest = ws.root / "inputs" / "all_junk.parquet"
+    df.to_parquet(manifest)
     out = ws.outputs["train"]
     args = ["train", manifest, "--out", out, "--resume", "--epochs", "2", "--no-progress"]
-    return args, [out, manifest], [bad]
+    return args, [out, manifest], [str(images), "cannot decode"]
 
 
 def train_bad_config_key(ws: Workspace) -> Case:
@@ -423,15 +472,30 @@ def train_init_weights_not_checkpoint(ws: Workspace) -> Case:
     return args, [out, notes], ["notes.pt"]
 
 
+def train_out_is_file(ws: Workspace) -> Case:
+    blocker = _blocker(ws)
+    args = ["train", ws.manifest, "--out", blocker, "--epochs", "1", "--max-images", "4",
+            "--image-size", "16", "--no-progress"]  # fmt: skip
+    return args, [blocker], ["blocker.txt"]
+
+
 # embed --------------------------------------------------------------------------------------------
+
+
+def embed_other_manifest(ws: Workspace) -> Case:
+    manifest, _ = _corrupt_manifest(ws)
+    out = ws.outputs["embed"]
+    args = ["embed", manifest, "--weights", ws.weights, "--out", out, "--image-size", "16",
+            "--no-progress"]  # fmt: skip
+    return args, [out, manifest], ["features.zarr", "--overwrite"]
 
 
 def embed_corrupt_image(ws: Workspace) -> Case:
     manifest, bad = _corrupt_manifest(ws)
-    out = ws.outputs["embed"]
-    args = ["embed", manifest, "--weights", ws.weights, "--out", out, "--image-size", "16",
+    fresh = ws.root / "out" / "embed_fresh" / "run"
+    args = ["embed", manifest, "--weights", ws.weights, "--out", fresh, "--image-size", "16",
             "--no-progress"]  # fmt: skip
-    return args, [out, manifest], [bad]
+    return args, [ws.outputs["embed"], manifest, ws.weights], [bad, "--skip-bad"]
 
 
 def embed_missing_weights(ws: Workspace) -> Case:
@@ -459,6 +523,13 @@ def embed_bad_mode(ws: Workspace) -> Case:
     args = ["embed", ws.manifest, "--weights", ws.weights, "--out", out, "--mode", "spiral",
             "--no-progress"]  # fmt: skip
     return args, [out], ["mode"]
+
+
+def embed_out_is_file(ws: Workspace) -> Case:
+    blocker = _blocker(ws)
+    args = ["embed", ws.manifest, "--weights", ws.weights, "--out", blocker, "--image-size", "16",
+            "--no-progress"]  # fmt: skip
+    return args, [blocker], ["blocker.txt"]
 
 
 # temporal -----------------------------------------------------------------------------------------
@@ -505,6 +576,12 @@ def temporal_too_many_clusters(ws: Workspace) -> Case:
     return args, [out], ["k=5000"]
 
 
+def temporal_out_is_file(ws: Workspace) -> Case:
+    blocker = _blocker(ws)
+    args = ["temporal", ws.profiles, "--out", blocker, "--k", "3", "--no-figures", "--no-progress"]
+    return args, [blocker], ["blocker.txt"]
+
+
 # lens ---------------------------------------------------------------------------------------------
 
 
@@ -546,6 +623,13 @@ def lens_bad_concentration(ws: Workspace) -> Case:
     return args, [ws.outputs["lens"]], ["concentration"]
 
 
+def lens_out_is_file(ws: Workspace) -> Case:
+    args = _lens_args(ws, ws.manifest)
+    blocker = _blocker(ws)
+    args[args.index("--out") + 1] = blocker
+    return args, [blocker], ["blocker.txt"]
+
+
 # compare ------------------------------------------------------------------------------------------
 
 
@@ -580,6 +664,13 @@ def compare_bad_embedding(ws: Workspace) -> Case:
     args = _compare_args(ws, ws.profiles, ws.profiles)
     args[args.index("--embedding") + 1] = "tsne"
     return args, [ws.outputs["compare"]], ["embedding"]
+
+
+def compare_out_is_file(ws: Workspace) -> Case:
+    args = _compare_args(ws, ws.profiles, ws.profiles)
+    blocker = _blocker(ws)
+    args[args.index("--out") + 1] = blocker
+    return args, [blocker], ["blocker.txt"]
 
 
 # run, config check, config init, demo --------------------------------------------------------------
@@ -645,6 +736,12 @@ def run_unparseable_image(ws: Workspace) -> Case:
     return ["run", cfg, "--until", "ingest"], [ws.outputs["run"], cfg], ["holiday photo.png"]
 
 
+def run_output_dir_is_file(ws: Workspace) -> Case:
+    blocker = _blocker(ws)
+    cfg = _run_config(ws, "run_out_file.yaml", _set("output_dir", str(blocker)))
+    return ["run", cfg, "--until", "ingest"], [blocker, cfg, ws.outputs["run"]], ["blocker.txt"]
+
+
 def config_check_unknown_key(ws: Workspace) -> Case:
     cfg, msg = _bad_run_config(ws, "unknown_key")
     return ["config", "check", cfg], [ws.outputs["run"], cfg], [msg]
@@ -699,25 +796,38 @@ def demo_bad_seed(ws: Workspace) -> Case:
     return ["demo", "--out", out, "--seed", "abc"], [out], ["--seed"]
 
 
+# The run log and the runner's resume marker of the stage that failed are kept on purpose.
+MAY_CHANGE = {"run": ("phenolapse.log", ".stages/ingest.started")}
+
+# Known defects outside the command-line modules: the case fails until they are fixed.
+KNOWN_DEFECTS = {
+    "train_corrupt_images": "train rewrites the run's config.yaml before its images are read, so "
+    "a failed --resume changes an earlier run's config.yaml (phenolapse.training.loop._train)",
+    "train_init_weights_not_checkpoint": "train writes config.yaml into a new run folder before "
+    "loading --init-weights, leaving a half-made run behind (phenolapse.training.loop._train)",
+}
+
 CASES: dict[str, list[Callable[..., Case]]] = {
     "ingest": [ingest_unparseable, ingest_duplicate_platemap_row, ingest_truncated_image,
-               ingest_missing_platemap, ingest_bad_pattern],
+               ingest_missing_platemap, ingest_bad_pattern, ingest_out_is_results_folder],
     "validate": [validate_unparseable, validate_duplicate_platemap_row, validate_truncated_image,
-                 validate_missing_platemap, validate_missing_folder],
+                 validate_missing_platemap, validate_missing_folder,
+                 validate_out_is_results_folder, validate_out_under_a_file],
     "simulate": [simulate_bad_preset, simulate_negative_scale, simulate_unknown_config_key,
-                 simulate_config_not_mapping, simulate_zero_image_size],
-    "train": [train_corrupt_image, train_bad_config_key, train_wrong_type, train_missing_manifest,
-              train_negative_lr, train_init_weights_not_checkpoint],
-    "embed": [embed_corrupt_image, embed_missing_weights, embed_weights_not_checkpoint,
-              embed_no_weights, embed_bad_mode],
+                 simulate_config_not_mapping, simulate_zero_image_size, simulate_out_is_file],
+    "train": [train_corrupt_images, train_bad_config_key, train_wrong_type, train_missing_manifest,
+              train_negative_lr, train_init_weights_not_checkpoint, train_out_is_file],
+    "embed": [embed_corrupt_image, embed_other_manifest, embed_missing_weights, embed_weights_not_checkpoint,
+              embed_no_weights, embed_bad_mode, embed_out_is_file],
     "temporal": [temporal_nan_features, temporal_plate_without_controls, temporal_missing_column,
-                 temporal_missing_file, temporal_bad_metric, temporal_too_many_clusters],
+                 temporal_missing_file, temporal_bad_metric, temporal_too_many_clusters,
+                 temporal_out_is_file],
     "lens": [lens_single_class, lens_labels_missing, lens_missing_weights, lens_missing_manifest,
-             lens_bad_concentration],
+             lens_bad_concentration, lens_out_is_file],
     "compare": [compare_nan_features, compare_different_wells, compare_missing_file,
-                compare_missing_column, compare_bad_embedding],
+                compare_missing_column, compare_bad_embedding, compare_out_is_file],
     "run": [run_unknown_key, run_wrong_type, run_missing_path, run_not_yaml, run_unknown_stage,
-            run_unparseable_image],
+            run_unparseable_image, run_output_dir_is_file],
     "config check": [config_check_unknown_key, config_check_wrong_type, config_check_missing_path,
                      config_check_not_yaml, config_check_missing_file],
     "config init": [config_init_existing_file, config_init_existing_folder,
@@ -729,7 +839,16 @@ CASES: dict[str, list[Callable[..., Case]]] = {
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(case, id=case.__name__, marks=pytest.mark.bad_input(command))
+        pytest.param(
+            case,
+            id=case.__name__,
+            marks=[pytest.mark.bad_input(command)]
+            + (
+                [pytest.mark.xfail(reason=KNOWN_DEFECTS[case.__name__], strict=True)]
+                if case.__name__ in KNOWN_DEFECTS
+                else []
+            ),
+        )
         for command, cases in CASES.items()
         for case in cases
     ],
@@ -739,7 +858,7 @@ def test_bad_input_fails_cleanly_and_keeps_earlier_outputs(
 ) -> None:
     extra = (tiny_screen,) if case.__name__.startswith("simulate") else ()
     args, guard, names = case(ws, *extra)
-    assert_clean_failure(args, guard=guard, names=names)
+    assert_clean_failure(args, guard=guard, names=names, may_change=MAY_CHANGE.get(args[0], ()))
 
 
 def test_every_command_has_bad_input_cases() -> None:

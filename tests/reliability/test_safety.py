@@ -26,6 +26,7 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.bad_input("embed")
 def test_malicious_torch_checkpoint_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     state = {k: v for k, v in ConvAE().state_dict().items()}
@@ -37,6 +38,7 @@ def test_malicious_torch_checkpoint_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.bad_input("embed")
 def test_malicious_plain_pickle_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     path = tmp_path / "evil.torch"
@@ -47,6 +49,7 @@ def test_malicious_plain_pickle_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.bad_input("config check")
 def test_yaml_python_tags_are_refused(tmp_path: Path) -> None:
     from phenolapse.pipeline.config import load_pipeline_config
 

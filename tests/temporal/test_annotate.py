@@ -19,6 +19,7 @@ from phenolapse.temporal.annotate import (
     read_cluster_mapping,
     rules_markdown,
 )
+from phenolapse.temporal.config import AnnotationConfig
 
 
 def test_centroid_shapes() -> None:
@@ -95,6 +96,31 @@ def test_combination_and_morphology_flag() -> None:
     }
 
 
+def test_sustained_moderate_distance_shows_an_effect() -> None:
+    u = units().iloc[[0, 0, 0]].reset_index(drop=True)
+    u["drug"] = ["passing", "persisting", "peaking"]
+    u["cluster_effect"] = "cytotoxic"
+    # a passing excursion (peak 1.3, late mean 0.8), a persisting moderate change (peak 1.3, late
+    # mean 1.1) and a strong peak that falls back (peak 2.0, late mean 0.7)
+    u["max_relative_distance"] = [1.3, 1.3, 2.0]
+    u["late_relative_distance"] = [0.8, 1.1, 0.7]
+    out = annotate(u).set_index("drug")
+    assert out["feature_support"].to_dict() == {
+        "passing": False,
+        "persisting": True,
+        "peaking": True,
+    }
+    assert out["morphology_change"].to_dict() == {
+        "passing": False,
+        "persisting": True,  # growth like the control, features changed: morphology only
+        "peaking": True,
+    }
+    assert out["effect"].tolist() == ["no_effect"] * 3
+    stricter = annotate(u, config=AnnotationConfig(sustained_effect=1.2)).set_index("drug")
+    assert not stricter.loc["persisting", "feature_support"]
+
+
+@pytest.mark.bad_input("temporal")
 def test_user_mapping_overrides(tmp_path: Path) -> None:
     path = tmp_path / "map.yaml"
     path.write_text("0: no_effect\n1: cytostatic\n")

@@ -158,6 +158,7 @@ def test_single_replicate_documented_handling() -> None:
     np.testing.assert_allclose(out.sort_values("Metadata_time_h")["distance"], [3.0, 3.0])
 
 
+@pytest.mark.bad_input("temporal")
 def test_plate_without_negative_controls() -> None:
     df = hand_table()
     extra = df[df["Metadata_role"] == "treatment"].assign(Metadata_plate="P2")
@@ -166,6 +167,7 @@ def test_plate_without_negative_controls() -> None:
         distance_to_control(df, progress=False)
 
 
+@pytest.mark.bad_input("temporal")
 def test_all_nan_features() -> None:
     df = hand_table()
     df[["f0", "f1"]] = np.nan
@@ -173,6 +175,7 @@ def test_all_nan_features() -> None:
         check_profiles(df)
 
 
+@pytest.mark.bad_input("temporal")
 def test_partial_nan_names_well() -> None:
     df = hand_table()
     df.loc[5, "f0"] = np.nan
@@ -180,6 +183,7 @@ def test_partial_nan_names_well() -> None:
         distance_to_control(df, progress=False)
 
 
+@pytest.mark.bad_input("temporal")
 def test_missing_metadata_and_duplicates() -> None:
     with pytest.raises(FeatureTableError, match="Metadata_role"):
         check_profiles(hand_table().drop(columns="Metadata_role"))

@@ -288,6 +288,7 @@ def test_cluster_series_with_config():
 # -- bad input -----------------------------------------------------------------------------------
 
 
+@pytest.mark.bad_input("temporal")
 def test_nan_is_rejected_with_location():
     x, _ = _shapes(3)
     x[4, 7] = np.nan
@@ -299,11 +300,13 @@ def test_nan_is_rejected_with_location():
         dtw_distance([0.0, np.nan], [1.0, 2.0])
 
 
+@pytest.mark.bad_input("temporal")
 def test_unequal_lengths_are_rejected():
     with pytest.raises(FeatureTableError, match="series 1 has 3 time points but series 0 has 4"):
         dtw_kmeans([np.zeros(4), np.zeros(3), np.zeros(4)], k=2)
 
 
+@pytest.mark.bad_input("temporal")
 def test_fewer_series_than_k():
     x, _ = _shapes(1)
     with pytest.raises(ConfigError, match="k=4 clusters requested but only 3 series"):
@@ -312,6 +315,7 @@ def test_fewer_series_than_k():
         select_k(x, ks=[2, 3])
 
 
+@pytest.mark.bad_input("temporal")
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -329,6 +333,7 @@ def test_bad_options(kwargs):
         dtw_kmeans(x, **kwargs)
 
 
+@pytest.mark.bad_input("temporal")
 def test_bad_shapes_and_config():
     with pytest.raises(FeatureTableError, match="2-D"):
         dtw_kmeans(np.zeros((2, 3, 4)), k=1)

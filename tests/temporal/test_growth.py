@@ -67,6 +67,7 @@ def test_interval_gr() -> None:
     assert np.isnan(interval_gr(10, 20, 10, 10))
 
 
+@pytest.mark.bad_input("temporal")
 def test_gr_needs_controls() -> None:
     g = growth_table()
     g = g[g["role"] != "negative_control"]
@@ -74,6 +75,7 @@ def test_gr_needs_controls() -> None:
         growth_rate_inhibition(g)
 
 
+@pytest.mark.bad_input("temporal")
 def test_incucyte_export(tmp_path: Path) -> None:
     text = (
         "Vessel Name: plate1\n"

@@ -143,6 +143,7 @@ def test_cytotoxic_distance_exceeds_control_spread(tiny_run, tiny_screen) -> Non
     assert tox.min() > inert.median()
 
 
+@pytest.mark.bad_input("temporal")
 def test_fewer_series_than_k(tiny_run) -> None:  # type: ignore[no-untyped-def]
     _, _, profiles = tiny_run
     cfg = TemporalConfig(progress=False)
@@ -152,6 +153,7 @@ def test_fewer_series_than_k(tiny_run) -> None:  # type: ignore[no-untyped-def]
         analyse(profiles, config=cfg)
 
 
+@pytest.mark.bad_input("temporal")
 def test_cli_end_to_end(tiny_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
@@ -187,6 +189,7 @@ def test_cli_end_to_end(tiny_run, tmp_path: Path) -> None:  # type: ignore[no-un
     assert "no negative_control" in res.output
 
 
+@pytest.mark.bad_input("temporal")
 def test_empty_profiles() -> None:
     with pytest.raises(FeatureTableError):
         analyse(pd.DataFrame({"Metadata_plate": []}))

@@ -74,6 +74,7 @@ def test_reference_defaults_and_scaling_per_cell_line_drug() -> None:
     np.testing.assert_allclose(s.keys["max_relative_distance"].iloc[a1[1]], 9.0)
 
 
+@pytest.mark.bad_input("temporal")
 def test_unequal_length_truncated_or_refused() -> None:
     times = list(np.arange(1.0, 13.0))
     curves = {("L1", "A", 1.0): list(range(12)), ("L1", "A", 10.0): list(range(10))}
@@ -93,6 +94,7 @@ def test_unequal_length_truncated_or_refused() -> None:
         )
 
 
+@pytest.mark.bad_input("temporal")
 def test_gap_interpolated_dropped_or_refused() -> None:
     times = list(np.arange(1.0, 9.0))
     curves = {
@@ -112,12 +114,14 @@ def test_gap_interpolated_dropped_or_refused() -> None:
         make_series(df, config=cfg.model_copy(update={"on_gap": "raise"}))
 
 
+@pytest.mark.bad_input("temporal")
 def test_too_short_after_trimming() -> None:
     curves = {("L1", "A", 1.0): [1.0, 2.0, 3.0, 4.0, 5.0]}
     with pytest.raises(ConfigError, match="need at least 2"):
         make_series(dist_table(curves, [1.0, 2.0, 3.0, 4.0, 5.0]))
 
 
+@pytest.mark.bad_input("temporal")
 def test_no_points_after_drug_addition() -> None:
     curves = {("L1", "A", 1.0): [1.0, 2.0]}
     with pytest.raises(SeriesError, match="no time points after 0 h"):

@@ -44,6 +44,7 @@ def test_split_by_well_keeps_wells_whole() -> None:
     assert len(split_by_well(one, val_fraction=0.5)[1]) == 0  # a single well cannot be split
 
 
+@pytest.mark.bad_input("train")
 def test_split_rejects_bad_manifests() -> None:
     with pytest.raises(ManifestError, match="well"):
         split_by_well(pd.DataFrame({"image_path": ["a"], "plate": ["P1"]}), val_fraction=0.1)
@@ -79,6 +80,7 @@ def test_frame_store_cached_equals_lazy_and_is_lossless(tmp_path: Path) -> None:
     assert float(cached.frame(0).max()) <= 1.0  # the cache is never modified by callers
 
 
+@pytest.mark.bad_input("train")
 def test_frame_store_reports_bad_files(tmp_path: Path) -> None:
     paths = _write_images(tmp_path, 2)
     small = tmp_path / "small.png"
@@ -117,6 +119,7 @@ def test_config_defaults_are_the_reference_recipe(tmp_path: Path) -> None:
     assert back.epochs == 3 and back.lr == 0.01 and back.crops == cfg.crops
 
 
+@pytest.mark.bad_input("train")
 def test_config_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="crop scale"):
         make_config({"crops": [{"n": 1, "scale": [0.9, 0.5]}]})

@@ -45,6 +45,7 @@ def test_training_lowers_validation_loss(trained: TrainResult) -> None:
     assert h["lr"].iloc[1:].tolist() == [1e-3] * EPOCHS
 
 
+@pytest.mark.bad_input("train")
 def test_run_folder_outputs(trained: TrainResult) -> None:
     run = trained.run_dir
     history = pd.read_csv(run / "history.csv")
@@ -93,6 +94,7 @@ def test_features_separate_cytotoxic_top_dose_from_controls(
     assert dist.min() > 1.5 * spread.max(), (dist, spread)
 
 
+@pytest.mark.bad_input("train")
 def test_resume_gives_the_same_weights(tiny_manifest: pd.DataFrame, tmp_path: Path) -> None:
     base = {
         **FAST,
@@ -120,6 +122,7 @@ def test_resume_gives_the_same_weights(tiny_manifest: pd.DataFrame, tmp_path: Pa
         )
 
 
+@pytest.mark.bad_input("train")
 def test_cli_train_and_resume(tiny_manifest: pd.DataFrame, tmp_path: Path) -> None:
     from phenolapse.cli import app
     from phenolapse.data.manifest import write_manifest

@@ -96,6 +96,7 @@ def test_flip_and_blur_probabilities() -> None:
     assert 50 <= blurred <= 110  # binomial(400, 0.2): mean 80, sd 8
 
 
+@pytest.mark.bad_input("train")
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

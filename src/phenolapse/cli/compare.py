@@ -107,6 +107,9 @@ def register(app: typer.Typer) -> None:
             )
         except PhenolapseError as exc:
             fail(str(exc))
+        except OSError as exc:
+            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+            fail(f"{out}: cannot write the output there ({cause}); choose another path")
         for name, n in result.dropped.items():
             if n:
                 typer.secho(

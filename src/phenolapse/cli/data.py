@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         )
         from phenolapse.io_utils import write_csv
 
+        if out.is_dir():
+            fail(f"{out} is a folder; give the manifest file to write, e.g. {out / 'manifest.parquet'}")
         try:
             df = build_manifest(
                 images_dir,
@@ -61,6 +63,9 @@ def register(app: typer.Typer) -> None:
             write_manifest(df, out)
         except PhenolapseError as exc:
             fail(str(exc))
+        except OSError as exc:
+            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+            fail(f"{out}: cannot write the manifest there ({cause}); choose another path")
         typer.echo(summarize_manifest(df).to_string(index=False))
         typer.echo(f"wrote {out} ({len(df)} images)")
         report = out.with_name(out.stem + ".skipped.csv")
@@ -93,14 +98,19 @@ def register(app: typer.Typer) -> None:
         from phenolapse.data.validate import validate_screen
         from phenolapse.io_utils import write_csv
 
-        report = validate_screen(
-            images_dir,
-            platemap=platemap,
-            time_zero=time_zero,
-            pattern=pattern,
-            decode=decode,
-            progress=progress,
-        )
+        if out is not None and out.is_dir():
+            fail(f"{out} is a folder; give the CSV file to write, e.g. {out / 'problems.csv'}")
+        try:
+            report = validate_screen(
+                images_dir,
+                platemap=platemap,
+                time_zero=time_zero,
+                pattern=pattern,
+                decode=decode,
+                progress=progress,
+            )
+        except PhenolapseError as exc:
+            fail(str(exc))
         if not report.wells.empty:
             summary = report.wells.groupby(["cell_line", "plate"]).agg(
                 wells=("well", "size"),
@@ -112,7 +122,11 @@ def register(app: typer.Typer) -> None:
         for shape, n in report.shapes.items():
             typer.echo(f"{n} images of {shape}")
         if out is not None:
-            write_csv(report.problems, out)
+            try:
+                write_csv(report.problems, out)
+            except OSError as exc:
+                cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+                fail(f"{out}: cannot write the problems table there ({cause}); choose another path")
         if report.ok:
             typer.secho(f"OK: {report.n_images} images, no problems found", fg=typer.colors.GREEN)
             return

@@ -83,6 +83,9 @@ def register(app: typer.Typer) -> None:
             result = run_lens(source, weights=weights, out=out, config=cfg)
         except PhenolapseError as exc:
             fail(str(exc))
+        except OSError as exc:
+            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+            fail(f"{out}: cannot write the output there ({cause}); choose another path")
         tests = result.tests
         for _, row in tests.iterrows():
             typer.echo(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,6 +22,12 @@ def _summary(reports: list, out: Path, seconds: float) -> None:  # type: ignore[
     report = out / "report.html"
     if report.is_file():
         typer.secho(f"report: {report}", fg=typer.colors.GREEN)
+
+
+def _os_fail(exc: OSError, target: Path) -> NoReturn:
+    """Report a file-system error (e.g. an output path that is a file) as a clear message."""
+    cause = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else str(exc)
+    fail(f"{target}: cannot write there ({cause}); choose another path")
 
 
 def register(app: typer.Typer) -> None:
@@ -54,9 +60,14 @@ def register(app: typer.Typer) -> None:
             cfg = load_pipeline_config(
                 config, **({"output_dir": str(out.resolve())} if out else {})
             )
+        except PhenolapseError as exc:
+            fail(str(exc))
+        try:
             reports = run_pipeline(cfg, start=start, until=until, echo=typer.echo)
         except PhenolapseError as exc:
             fail(str(exc))
+        except OSError as exc:
+            _os_fail(exc, Path(cfg.output_dir))
         _summary(reports, Path(cfg.output_dir).resolve(), time.perf_counter() - t0)
 
     @app.command()
@@ -81,6 +92,8 @@ def register(app: typer.Typer) -> None:
             reports = run_pipeline(cfg, start=start, echo=typer.echo)
         except PhenolapseError as exc:
             fail(str(exc))
+        except OSError as exc:
+            _os_fail(exc, out)
         _summary(reports, out.resolve(), time.perf_counter() - t0)
 
     @config_app.command("init")
@@ -95,7 +108,10 @@ def register(app: typer.Typer) -> None:
 
         if path.exists() and not force:
             fail(f"{path} exists; use --force to overwrite it")
-        write_default_config(path)
+        try:
+            write_default_config(path)
+        except OSError as exc:
+            _os_fail(exc, path)
         typer.echo(
             f"wrote {path}; edit screen.images_dir and screen.platemap, then: phenolapse run {path}"
         )

@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         except ValueError as exc:
             fail(f"invalid option: {exc}")
+        except OSError as exc:
+            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+            fail(f"{out}: cannot write the output there ({cause}); choose another path")
         counts = result.annotations.loc[result.annotations["role"] == "treatment", "effect"]
         typer.echo(counts.value_counts().to_string())
         typer.echo(

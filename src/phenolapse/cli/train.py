@@ -97,6 +97,9 @@ def register(app: typer.Typer) -> None:
             result = run_training(df, out=out, config=cfg, resume=resume)
         except PhenolapseError as exc:
             fail(str(exc))
+        except OSError as exc:
+            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+            fail(f"{out}: cannot write the output there ({cause}); choose another path")
         last = result.history.iloc[-1]
         first = result.history.iloc[0]
         typer.echo(

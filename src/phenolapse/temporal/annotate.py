@@ -16,9 +16,12 @@ the fall from peak to late level, and mapped to an effect:
 - ``intermediate`` - anything else -> ``mixed``.
 
 The user may replace this mapping (``cluster_effects``: cluster id -> effect). Min-max scaling
-removes absolute level, so a unit whose smoothed distance never exceeds [distance_effect] times the
-control's own spread (``max_relative_distance``) shows no feature effect, whatever its cluster;
-``feature_effect`` is the cluster effect for units that show an effect, else ``no_effect``.
+removes absolute level, so the size of the distance decides whether the features show an effect at
+all, in units of the control's own spread: a unit shows an effect when its smoothed distance peaks
+above [distance_effect] (``max_relative_distance``) or stays above [sustained_effect] on average over
+the second half of the time course (``late_relative_distance``: a moderate change that persists,
+such as a drug that alters morphology without touching growth). ``feature_effect`` is the cluster
+effect for units that show an effect, else ``no_effect``.
 
 **Growth (confluence from the images or an Incucyte export; GR after Hafner et al. 2016).**
 Readouts per unit (:func:`phenolapse.temporal.growth.gr_summary`): ``end_ratio`` (end / start
@@ -35,8 +38,8 @@ end) and ``gr_late`` (GR over the second half of the time course). Rules, first 
 
 **Combination** (both readouts): the growth rules decide, with
 
-- 4f. in the borderline band of rule 4: ``mixed`` when the features show an effect
-  (``max_relative_distance`` > [distance_effect]), else ``no_effect``;
+- 4f. in the borderline band of rule 4: ``mixed`` when the features show an effect, else
+  ``no_effect``;
 - with a user cluster -> effect mapping, units whose features show an effect take the mapped
   effect of their cluster (the user's reading of the clusters overrides the growth rules);
 - ``morphology_change = True`` for every unit called ``no_effect`` whose features show an effect
@@ -190,7 +193,8 @@ def annotate(
     ----------
     units
         One row per (cell line, plate, drug, concentration) with ``cluster``, ``cluster_effect``
-        (from the centroid shape) and ``max_relative_distance`` when features are used, and
+        (from the centroid shape), ``max_relative_distance`` and optionally
+        ``late_relative_distance`` when features are used, and
         ``gr_end``, ``gr_late``, ``fall_ratio``, ``end_ratio`` when growth is used.
     config
         Thresholds.
@@ -229,6 +233,9 @@ def annotate(
             )
         rel = out["max_relative_distance"].to_numpy(dtype=np.float64)
         above = np.where(np.isfinite(rel), rel > cfg.distance_effect, True)
+        if "late_relative_distance" in out.columns:
+            late = out["late_relative_distance"].to_numpy(dtype=np.float64)
+            above |= np.isfinite(late) & (late > cfg.sustained_effect)
         out["feature_effect"] = np.where(above, out["cluster_effect"], "no_effect")
         shows = above
     else:

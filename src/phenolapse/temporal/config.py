@@ -131,6 +131,10 @@ class AnnotationConfig(BaseModel):
     distance_effect
         Maximum smoothed distance, in units of the control's own spread (``null_distance``), above
         which the image features show an effect.
+    sustained_effect
+        Mean smoothed distance over the second half of the time course, in the same units, above
+        which the features also show an effect: a moderate change that persists (e.g. a drug that
+        alters morphology without touching growth) rather than a passing excursion.
     late_level, peak_fall
         Centroid shape cut-offs (on min-max scaled series): level of the last fifth that counts as
         "stays high" and drop from the peak that counts as "falls back".
@@ -145,6 +149,7 @@ class AnnotationConfig(BaseModel):
     gr_borderline: float = 0.8
     gr_stasis: float = 0.3
     distance_effect: float = Field(default=1.5, gt=0)
+    sustained_effect: float = Field(default=1.0, gt=0)
     late_level: float = Field(default=0.6, ge=0, le=1)
     peak_fall: float = Field(default=0.3, ge=0, le=1)
 

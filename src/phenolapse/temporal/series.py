@@ -49,7 +49,9 @@ class SeriesSet:
     ----------
     keys
         One row per series: the ``Metadata_*`` keys plus ``max_distance`` (unscaled, smoothed) and
-        ``max_relative_distance`` (smoothed distance / null distance).
+        ``max_relative_distance`` (maximum of the smoothed distance / null distance) and
+        ``late_relative_distance`` (its mean over the second half of the time course: an effect
+        that persists, not a passing excursion).
     values
         (n, T) series after scaling: the clustering input.
     raw
@@ -229,4 +231,5 @@ def make_series(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         key_df["max_relative_distance"] = np.nanmax(rel, axis=1)
+        key_df["late_relative_distance"] = np.nanmean(rel[:, rel.shape[1] // 2 :], axis=1)
     return SeriesSet(keys=key_df, values=values, raw=raw, relative=rel, times=times)
