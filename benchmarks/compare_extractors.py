@@ -11,8 +11,9 @@ held-out drug-identity accuracy, measured in the same run.
 
 Usage: ``python benchmarks/compare_extractors.py [--work DIR] [--epochs 2] [--max-images 600]``;
 ``--model PATH --screen DIR --image-size 64`` reuses a model trained elsewhere (e.g. by
-``temporal_recovery.py``) on that screen; ``--pooled`` adds both ConvAEs with their latent
-pooled per channel instead of flattened.
+``temporal_recovery.py``) on that screen; ``--pooled`` adds both ConvAEs with pooled features
+(mean and max over space of every encoder activation, ``convae_features="pooled"``) beside the
+flattened latent.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from phenolapse.comparison import CompareConfig, run_comparison
 from phenolapse.comparison.selection import task_rows
@@ -32,28 +32,6 @@ from phenolapse.models.base import ConvAEExtractor, Extractor
 PUBLISHED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "pheno-ml" / (
     "trained_model.torch"
 )
-
-
-class PooledLatent(Extractor):
-    """A ConvAE encoder whose latent is pooled per channel (mean, std, 10/50/90th percentiles,
-    mean absolute value) instead of flattened: translation-invariant, 6 values per channel."""
-
-    def __init__(self, base: ConvAEExtractor, *, name: str) -> None:
-        super().__init__()
-        self.encoder = base.encoder
-        self.name = name
-        self.feature_prefix = name
-        self.in_channels = base.in_channels
-        self.input_size = base.input_size
-        self.n_features = 6 * int(base.n_features // (base.input_size // 4) ** 2)
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-channel statistics of the latent of images ``x`` in [0, 1]."""
-        z = torch.flatten(self.encoder(self.match_channels(x)), start_dim=2)
-        q = torch.quantile(z, torch.tensor([0.1, 0.5, 0.9], device=z.device), dim=2)
-        stats = [z.mean(2), z.std(2), *q, z.abs().mean(2)]
-        return torch.stack(stats, dim=2).flatten(1)
 
 
 def _subset(manifest: pd.DataFrame, last_time_points: int) -> pd.DataFrame:
@@ -149,12 +127,16 @@ def main() -> None:
     if args.pooled:
         from phenolapse.models.random_init import random_convae_extractor
 
-        extractors += [
-            PooledLatent(ConvAEExtractor.from_file(model_path, input_size=args.image_size),
-                         name="convae-trained-pooled"),
-            PooledLatent(random_convae_extractor(seed=args.seed, input_size=args.image_size),
-                         name="random-convae-pooled"),
+        pooled: list[Extractor] = [
+            ConvAEExtractor.from_file(
+                model_path, input_size=args.image_size, features="pooled"
+            ),
+            random_convae_extractor(seed=args.seed, input_size=args.image_size, features="pooled"),
         ]
+        for ext, name in zip(pooled, ["convae-trained-pooled", "random-convae-pooled"], strict=True):
+            ext.name = name
+            ext.feature_prefix = name.replace("-", "_")
+        extractors += pooled
     if PUBLISHED.is_file() and not args.no_published:
         extractors.append(f"convae-published:convae={PUBLISHED.resolve()}")
     config = CompareConfig.model_validate(

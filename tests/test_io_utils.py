@@ -194,3 +194,23 @@ def test_atomic_temporaries_carry_the_writer_pid(tmp_path: Path) -> None:
         tmp.write_text("a")
         assert sweep_temporaries(tmp_path) == []  # a live writer is left alone
     assert _names(tmp_path) == ["x.csv"]
+
+
+def test_a_folder_is_never_replaced_by_a_file_nor_the_reverse(tmp_path: Path) -> None:
+    from phenolapse.errors import ConfigError
+
+    results = tmp_path / "results"
+    (results / "keep.csv").parent.mkdir()
+    (results / "keep.csv").write_text("a\n1\n")
+    with pytest.raises(ConfigError, match="is a folder; refusing to replace it with a file"):
+        write_csv(pd.DataFrame({"a": [2]}), results)
+    assert (results / "keep.csv").read_text() == "a\n1\n"
+    single = tmp_path / "single.zarr"
+    single.write_text("x")
+    with (
+        pytest.raises(ConfigError, match="is a file; refusing to replace it with a folder"),
+        atomic_path(single) as tmp,
+    ):
+        tmp.mkdir()
+    assert single.read_text() == "x"
+    assert _names(tmp_path) == ["results", "single.zarr"]

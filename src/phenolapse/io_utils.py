@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from phenolapse.errors import OutputLockedError
+from phenolapse.errors import ConfigError, OutputLockedError
 
 FORMAT_VERSION = 1
 
@@ -24,7 +24,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     Works for files and for directories (e.g. a Zarr store): whatever is written at the
-    temporary path replaces ``path`` in one rename, so readers never see half a file.
+    temporary path replaces ``path`` in one rename, so readers never see half a file. A folder is
+    never replaced by a file, nor a file by a folder (:class:`~phenolapse.errors.ConfigError`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written to the temporary path for {target}")
+        if target.exists() and target.is_dir() != tmp.is_dir():
+            have, new = ("folder", "file") if target.is_dir() else ("file", "folder")
+            raise ConfigError(
+                f"{target} is a {have}; refusing to replace it with a {new} (choose another "
+                "output path)"
+            )
         if target.is_dir() and not target.is_symlink():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             target.rename(old)

@@ -800,13 +800,6 @@ def demo_bad_seed(ws: Workspace) -> Case:
 MAY_CHANGE = {"run": ("phenolapse.log", ".stages/ingest.started")}
 
 # Known defects outside the command-line modules: the case fails until they are fixed.
-KNOWN_DEFECTS = {
-    "train_corrupt_images": "train rewrites the run's config.yaml before its images are read, so "
-    "a failed --resume changes an earlier run's config.yaml (phenolapse.training.loop._train)",
-    "train_init_weights_not_checkpoint": "train writes config.yaml into a new run folder before "
-    "loading --init-weights, leaving a half-made run behind (phenolapse.training.loop._train)",
-}
-
 CASES: dict[str, list[Callable[..., Case]]] = {
     "ingest": [ingest_unparseable, ingest_duplicate_platemap_row, ingest_truncated_image,
                ingest_missing_platemap, ingest_bad_pattern, ingest_out_is_results_folder],
@@ -842,12 +835,7 @@ CASES: dict[str, list[Callable[..., Case]]] = {
         pytest.param(
             case,
             id=case.__name__,
-            marks=[pytest.mark.bad_input(command)]
-            + (
-                [pytest.mark.xfail(reason=KNOWN_DEFECTS[case.__name__], strict=True)]
-                if case.__name__ in KNOWN_DEFECTS
-                else []
-            ),
+            marks=[pytest.mark.bad_input(command)],
         )
         for command, cases in CASES.items()
         for case in cases

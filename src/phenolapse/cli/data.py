@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         from phenolapse.io_utils import write_csv
 
         if out.is_dir():
-            fail(f"{out} is a folder; give the manifest file to write, e.g. {out / 'manifest.parquet'}")
+            fail(f"{out} is a folder; give the manifest file, e.g. {out / 'manifest.parquet'}")
         try:
             df = build_manifest(
                 images_dir,

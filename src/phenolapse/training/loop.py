@@ -297,9 +297,6 @@ def _train(
         config.channels_last if config.channels_last is not None else device.type == "cuda"
     )
     progress = config.progress and is_main
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        config.to_yaml(out / "config.yaml")
 
     manifest = manifest.reset_index(drop=True)
     train_idx, val_idx = split_by_well(manifest, val_fraction=config.val_fraction, seed=config.seed)
@@ -340,6 +337,9 @@ def _train(
     train_set = MultiCropDataset(train_store, transform, seed=config.seed)
 
     model = _build_model(config, in_channels)
+    if is_main:  # the inputs loaded: only now does the run folder get its configuration
+        out.mkdir(parents=True, exist_ok=True)
+        config.to_yaml(out / "config.yaml")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, [config.lr_decay_epoch], gamma=config.lr_decay
