@@ -1,9 +1,10 @@
 """docs/formats.md names every file, column and metric the stages write.
 
-The cheap stages (temporal, comparison) run here on small synthetic tables; every column of every
-table they write must appear in the documentation as `` `column` ``. Training and the lens need the
-ConvAE on images: their tables are checked in ``slow`` tests on a few generated images, and the
-training history's columns (a module constant) also in the default run.
+Every stage runs here on small synthetic input (the temporal stage and the comparison on
+generated feature tables, training and the lens on 24 generated 32 x 32 images, one epoch); every
+column of every table it writes, and every checkpoint or JSON key, must appear in the documentation
+as `` `name` ``. Beside the names, a few numbers are checked against what the input was built to
+show. About 10-15 s on two cores.
 """
 
 from __future__ import annotations
@@ -80,6 +81,20 @@ def test_placeholder_matching() -> None:
     assert documented("t0") and documented("t17")
     assert not documented("tx") and not documented("no_such_column")
     assert documented("median_replicate_distance_cosine")
+
+
+def test_simulated_truth_documented() -> None:
+    from phenolapse.data.simulator import SimulationConfig, screen_design
+
+    platemap, truth = screen_design(SimulationConfig.preset("tiny", seed=0))
+    assert undocumented(list(truth.columns)) == []
+    assert undocumented(list(platemap.columns)) == []
+    assert undocumented(set(truth["signature"])) == []
+    # effect_level 1 gives the drug's own class, 0.5 gives mixed, 0 no effect
+    full = truth[truth["effect_level"] == 1.0]
+    assert (full["effect"] == full["drug_class"]).all()
+    assert (truth.loc[truth["effect_level"] == 0.5, "effect"] == "mixed").all()
+    assert (truth.loc[truth["effect_level"] == 0.0, "effect"] == "no_effect").all()
 
 
 # ------------------------------------------------------------------------------------------ temporal
@@ -176,7 +191,12 @@ def test_temporal_tables_documented(temporal_out: Path) -> None:
     assert call[("stat", 1.0)] == "cytostatic"
     assert call[("inert", 1.0)] == "no_effect"
     assert set(ann["growth_rule"]) <= {
-        "1:died", "2:partial_death", "3:like_control", "4:borderline", "5:stopped", "6:slowed",
+        "1:died",
+        "2:partial_death",
+        "3:like_control",
+        "4:borderline",
+        "5:stopped",
+        "6:slowed",
         "undefined",
     }
     assert all(f"`{r}`" in TEXT for r in set(ann["growth_rule"]))
@@ -203,8 +223,12 @@ def synthetic_profiles(*, signal: float, seed: int) -> pd.DataFrame:
     """One cell line: 3 drugs x 2 concentrations x 3 wells, 4 control wells, 2 time points."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(3, 12)) * signal
-    wells = [(f"drug{d}", "treatment", c, centers[d] * (1.0 if c == 10.0 else 0.1))
-             for d in range(3) for c in (0.1, 10.0) for _ in range(3)]
+    wells = [
+        (f"drug{d}", "treatment", c, centers[d] * (1.0 if c == 10.0 else 0.1))
+        for d in range(3)
+        for c in (0.1, 10.0)
+        for _ in range(3)
+    ]
     wells += [("DMSO", "negative_control", 0.0, np.zeros(12))] * 4
     rows, feats = [], []
     for w, (drug, role, conc, shift) in enumerate(wells):
@@ -232,19 +256,29 @@ def test_comparison_tables_and_metrics_documented(tmp_path: Path) -> None:
     from phenolapse.comparison.run import TASKS
 
     cfg = CompareConfig.model_validate(
-        {"embedding": "pca", "null_size": 20, "progress": False, "min_cluster_sizes": [3],
-         "figures": False}
+        {
+            "embedding": "pca",
+            "null_size": 20,
+            "progress": False,
+            "min_cluster_sizes": [3],
+            "figures": False,
+        }
     )
     with threadpool_limits(1):
         res = run_comparison(
             out=tmp_path,
-            features={"good": synthetic_profiles(signal=5.0, seed=0),
-                      "noise": synthetic_profiles(signal=0.0, seed=1)},
+            features={
+                "good": synthetic_profiles(signal=5.0, seed=0),
+                "noise": synthetic_profiles(signal=0.0, seed=1),
+            },
             config=cfg,
         )
     names = {p.name for p in tmp_path.iterdir()}
     assert names == {
-        "comparison.csv", "comparison.md", "retrieval_details.csv", "clustering_details.csv",
+        "comparison.csv",
+        "comparison.md",
+        "retrieval_details.csv",
+        "clustering_details.csv",
         "alignment.json",
     }
     assert undocumented(names) == []
@@ -271,7 +305,8 @@ def test_comparison_tables_and_metrics_documented(tmp_path: Path) -> None:
 def test_training_history_and_pipeline_layout_documented() -> None:
     from phenolapse.pipeline.runner import LOCK_NAME, MARKER_DIR
     from phenolapse.pipeline.stages import STAGE_NAMES
-    from phenolapse.training.loop import HISTORY_COLUMNS, LOCK_NAME as TRAIN_LOCK
+    from phenolapse.training.loop import HISTORY_COLUMNS
+    from phenolapse.training.loop import LOCK_NAME as TRAIN_LOCK
 
     assert undocumented(HISTORY_COLUMNS) == []
     assert undocumented(STAGE_NAMES) == []
@@ -283,45 +318,76 @@ def test_training_history_and_pipeline_layout_documented() -> None:
 
 
 def _tiny_images(root: Path) -> pd.DataFrame:
-    """A manifest of 24 small noise images: a control and two drugs, 4 wells each, 2 times."""
+    """Manifest of 24 small noise images (simulator names): DMSO and two drugs, 4 wells, 2 times."""
     from PIL import Image
 
+    from phenolapse.data.manifest import build_manifest
+
     rng = np.random.default_rng(0)
-    rows = []
-    classes = [("DMSO", "negative_control", 0.0), ("drugA", "treatment", 1.0),
-               ("drugB", "treatment", 1.0)]
+    root.mkdir(parents=True, exist_ok=True)
+    classes = [
+        ("DMSO", "negative_control", 0.0),
+        ("drugA", "treatment", 1.0),
+        ("drugB", "treatment", 1.0),
+    ]
+    plate_map = []
     for d, (drug, role, conc) in enumerate(classes):
         for w in range(4):
             well = f"{'ABC'[d]}{w + 1}"
-            for t in (0.0, 4.0):
-                path = root / f"CL_Phase_{well}_1_{int(t):02d}h.png"
-                Image.fromarray((rng.random((32, 32)) * 80 + 60 * d).astype(np.uint8)).save(path)
-                rows.append(
-                    {"image_path": str(path), "cell_line": "CL", "plate": "P1", "well": well,
-                     "row": well[0], "column": w + 1, "field": 1, "tile": 1, "time_h": t,
-                     "drug": drug, "concentration_um": conc, "role": role}
-                )
-    return pd.DataFrame(rows)
+            plate_map.append({"well": well, "drug": drug, "concentration_um": conc, "role": role})
+            for hours in (0, 4):
+                img = (rng.random((32, 32)) * 80 + 60 * d).astype(np.uint8)
+                Image.fromarray(img).save(root / f"CL_Phase_{well}_1_00d{hours:02d}h00m.png")
+    return build_manifest(root, platemap=pd.DataFrame(plate_map), progress=False)
 
 
-@pytest.mark.slow
+def test_manifest_and_profiles_documented(tmp_path: Path) -> None:
+    from phenolapse.embedding import make_profiles
+
+    manifest = _tiny_images(tmp_path)
+    assert len(manifest) == 24
+    assert undocumented(list(manifest.columns)) == []
+    feats = np.arange(24 * 3, dtype=np.float32).reshape(24, 3)
+    profiles = make_profiles(manifest, feats, feature_prefix="convae")
+    meta = [c for c in profiles.columns if c.startswith("Metadata_")]
+    assert undocumented(meta) == []
+    assert [c for c in profiles.columns if c not in meta] == [
+        "convae_0000",
+        "convae_0001",
+        "convae_0002",
+    ]
+    # one image per well and time point: each profile is its image's features
+    assert (profiles["Metadata_n_images"] == 1).all()
+
+
 def test_training_outputs_documented(tmp_path: Path) -> None:
     import torch
 
     from phenolapse.training.config import TrainConfig
     from phenolapse.training.loop import train
 
-    manifest = _tiny_images(tmp_path)
+    manifest = _tiny_images(tmp_path / "img")
     cfg = TrainConfig.model_validate(
-        {"preprocess": {"crop_size": None, "image_size": 32}, "epochs": 1, "batch_size": 8,
-         "crops": [{"n": 1, "scale": [1.0, 1.0]}], "progress": False, "device": "cpu",
-         "val_fraction": 0.25}
+        {
+            "preprocess": {"crop_size": None, "image_size": 32},
+            "epochs": 1,
+            "batch_size": 8,
+            "crops": [{"n": 1, "scale": [1.0, 1.0]}],
+            "progress": False,
+            "device": "cpu",
+            "val_fraction": 0.25,
+        }
     )
     run = tmp_path / "run"
     train(manifest, out=run, config=cfg)
     files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
-    assert files == ["checkpoints/epoch_001.pt", "config.yaml", "history.csv", "loss_curve.png",
-                     "model.pt"]
+    assert files == [
+        "checkpoints/epoch_001.pt",
+        "config.yaml",
+        "history.csv",
+        "loss_curve.png",
+        "model.pt",
+    ]
     assert check_tables(run) == {}
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [0, 1]
@@ -333,21 +399,26 @@ def test_training_outputs_documented(tmp_path: Path) -> None:
     assert undocumented(set(ckpt["history"])) == []
 
 
-@pytest.mark.slow
 def test_lens_outputs_documented(tmp_path: Path) -> None:
     import torch
 
     from phenolapse.lens import LensConfig, run_lens
     from phenolapse.models.convae import ConvAE, save_convae
 
-    (tmp_path / "img").mkdir()
     manifest = _tiny_images(tmp_path / "img")
     torch.manual_seed(0)
     weights = save_convae(ConvAE(), tmp_path / "convae.pt")
     cfg = LensConfig.model_validate(
-        {"preprocess": {"crop_size": None, "image_size": 32}, "coefs": [1.0], "seeds": [0, 1],
-         "epochs": 1, "head_epochs": 5, "importance_examples": 1, "ig_steps": 2,
-         "progress": False}
+        {
+            "preprocess": {"crop_size": None, "image_size": 32},
+            "coefs": [1.0],
+            "seeds": [0, 1],
+            "epochs": 1,
+            "head_epochs": 5,
+            "importance_examples": 1,
+            "ig_steps": 2,
+            "progress": False,
+        }
     )
     out = tmp_path / "lens"
     result = run_lens(manifest, weights=weights, out=out, config=cfg)
