@@ -74,6 +74,16 @@ class DTWClusterConfig(BaseModel):
     seed: int = Field(0, ge=0)
     subsample: int | None = Field(400, ge=2)
 
+    def kmeans_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`dtw_kmeans` and :func:`select_k` taken from this config."""
+        return {
+            "window": self.window,
+            "n_init": self.n_init,
+            "max_iter": self.max_iter,
+            "seed": self.seed,
+            "subsample": self.subsample,
+        }
+
     @model_validator(mode="after")
     def _check_ks(self) -> DTWClusterConfig:
         if not self.ks or any(k < 2 for k in self.ks):
@@ -702,27 +712,10 @@ def cluster_series(X: Any, config: DTWClusterConfig, *, progress: bool = False) 
     reported when there are more series than clusters).
     """
     if config.k is None:
-        return select_k(
-            X,
-            ks=config.ks,
-            window=config.window,
-            seed=config.seed,
-            n_init=config.n_init,
-            max_iter=config.max_iter,
-            subsample=config.subsample,
-            progress=progress,
-        )
+        return select_k(X, ks=config.ks, progress=progress, **config.kmeans_options())
     x = _as_matrix(X, "X")
     start = time.perf_counter()
-    res = dtw_kmeans(
-        x,
-        k=config.k,
-        window=config.window,
-        n_init=config.n_init,
-        max_iter=config.max_iter,
-        seed=config.seed,
-        subsample=config.subsample,
-    )
+    res = dtw_kmeans(x, k=config.k, **config.kmeans_options())
     seconds = time.perf_counter() - start
     sil = float("nan")
     if 2 <= config.k < x.shape[0]:

@@ -98,15 +98,7 @@ def cluster_series(
             raise ConfigError(
                 f"k={c.k} clusters requested but only {n} series exist; lower --k or add conditions"
             )
-        res = dtw_kmeans(
-            series.values,
-            k=c.k,
-            window=c.window,
-            n_init=c.n_init,
-            max_iter=c.max_iter,
-            seed=c.seed,
-            subsample=c.subsample,
-        )
+        res = dtw_kmeans(series.values, k=c.k, **c.kmeans_options())
         return res.labels, res.centroids, pd.DataFrame()
     ks = [k for k in c.ks if 2 <= k < n]
     if not ks:
@@ -115,15 +107,7 @@ def cluster_series(
         raise ConfigError(
             f"none of the candidate k {c.ks} fits {n} series (need 2 <= k < n); set k or ks"
         )
-    sel = select_k(
-        series.values,
-        ks=ks,
-        window=c.window,
-        seed=c.seed,
-        n_init=c.n_init,
-        max_iter=c.max_iter,
-        subsample=c.subsample,
-    )
+    sel = select_k(series.values, ks=ks, **c.kmeans_options())
     best = sel.results[sel.best_k]
     return best.labels, best.centroids, sel.scores
 
