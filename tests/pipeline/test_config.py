@@ -82,3 +82,13 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
 def test_configuration_reference_is_current() -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert default_config_text() in doc.read_text(), "regenerate docs/configuration.md"
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+)
+def test_example_configs_are_valid(example: Path) -> None:
+    cfg = load_pipeline_config(example)
+    assert cfg.screen.simulate is not None and cfg.screen.simulate.preset == "small"
+    assert cfg.preprocess.image_size == 64 and cfg.train.max_images == 1000
+    assert cfg.compare.convae_features == "pooled"

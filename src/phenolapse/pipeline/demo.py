@@ -12,8 +12,9 @@ def demo_config(out: str | Path, *, seed: int = 0, preset: str = "tiny") -> Pipe
 
     To finish in minutes on two CPU cores, the model sees 64-px inputs (the reference: 128), training
     is short (3 epochs of two views per image on a sample of the images) and the lens trains briefly
-    on pooled encoder activations (translation-invariant; the flattened latent needs more data);
-    the temporal analysis and the comparison keep the reference's defaults.
+    on pooled encoder activations (translation-invariant; the flattened latent needs more data), and
+    the comparison pools the ConvAEs' activations the same way; the temporal analysis keeps the
+    reference's defaults.
     """
     return make_pipeline_config(
         {
@@ -38,7 +39,12 @@ def demo_config(out: str | Path, *, seed: int = 0, preset: str = "tiny") -> Pipe
                 "max_train_images": 160,
                 "feature_mode": "pooled",
             },
-            "compare": {"seed": seed, "null_size": 200, "cost_images": 32},
+            "compare": {
+                "seed": seed,
+                "null_size": 200,
+                "cost_images": 32,
+                "convae_features": "pooled",
+            },
         },
         source="demo configuration",
     )
