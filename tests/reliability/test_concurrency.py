@@ -68,8 +68,8 @@ def test_two_embeds_into_one_folder(tiny_manifest: pd.DataFrame, tmp_path: Path)
     assert codes == [0, 2], texts
     loser = next(t for t in texts if t[0] == 2)
     winner = next(t for t in texts if t[0] == 0)
-    assert "another phenolapse process (pid" in loser[2]
-    assert "is writing here" in loser[2]
+    assert "out/features.zarr: feature store is in use by pid" in loser[2]
+    assert "wait for it to finish" in loser[2]
     assert f"({N_IMAGES} of {N_IMAGES} images" in winner[1]
 
     cfg = EmbedConfig.model_validate(
