@@ -81,6 +81,34 @@ def test_features_equal_direct_encoding(
     assert row["Metadata_drug"].item() == "DrugX" and row["Metadata_role"].item() == "treatment"
 
 
+def test_pooled_convae_features_from_the_command_line(
+    plate_manifest: pd.DataFrame, weights: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from phenolapse.cli import app
+
+    plate_manifest.to_parquet(tmp_path / "m.parquet")
+    args = ["embed", str(tmp_path / "m.parquet"), "--weights", str(weights), "--out"]
+    opts = ["--crop-size", "48", "--image-size", "32", "--num-workers", "0", "--precision", "fp32"]
+    opts.append("--no-progress")
+    result = CliRunner().invoke(
+        app, [*args, str(tmp_path / "run"), *opts, "--convae-features", "pooled"]
+    )
+    assert result.exit_code == 0, result.output
+    meta, feats = read_features(tmp_path / "run")
+    assert feats.shape == (18, 456)
+    model = load_convae(weights)
+    pre = PreprocessConfig(crop_size=48, image_size=32)
+    with torch.no_grad():
+        first = model.pooled_features(torch.from_numpy(load_for_model(meta["image_path"][0], pre)))
+    np.testing.assert_allclose(feats[0], first.mean(0).numpy(), rtol=1e-4, atol=1e-5)
+    bad = CliRunner().invoke(
+        app, [*args, str(tmp_path / "bad"), *opts, "--convae-features", "flat"]
+    )
+    assert bad.exit_code == 2 and "convae_features" in bad.output
+
+
 def test_bf16_channels_last_close_to_fp32(
     plate_manifest: pd.DataFrame, weights: Path, small_config: Config, tmp_path: Path
 ) -> None:

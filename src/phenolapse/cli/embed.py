@@ -65,6 +65,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         crop_size: Annotated[int | None, typer.Option(help="Crop side in raw pixels.")] = None,
         image_size: Annotated[int | None, typer.Option(help="Model input side in pixels.")] = None,
+        convae_features: Annotated[
+            str | None,
+            typer.Option(help="ConvAE features: latent (the reference) or pooled (position-free)."),
+        ] = None,
         platemap: Annotated[
             Path | None, typer.Option(help="Plate map, when MANIFEST is a folder of images.")
         ] = None,
@@ -108,6 +112,7 @@ def register(app: typer.Typer) -> None:
                 "device": device,
                 "num_workers": num_workers,
                 "precision": precision,
+                "convae_features": convae_features,
             }
             options.update({k: v for k, v in flags.items() if v is not None})
             if skip_bad:
