@@ -54,6 +54,19 @@ def test_random_convae_is_seeded_and_untrained() -> None:
     assert a.feature_prefix == "random_convae"
 
 
+def test_pooled_convae_features_for_trained_and_random(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = ConvAE()
+    path = save_convae(model, tmp_path / "model.pt")
+    x = torch.rand(2, 1, 32, 32)
+    trained = build_extractor(f"trained:convae={path}", input_size=32, convae_features="pooled")
+    rand = build_extractor("random-convae", seed=3, input_size=32, convae_features="pooled")
+    assert trained.n_features == rand.n_features == 456
+    with torch.no_grad():
+        torch.testing.assert_close(trained(x), model.pooled_features(x))
+        assert rand(x).shape == (2, 456)
+
+
 @pytest.mark.bad_input("compare")
 def test_trained_convae_from_file(tmp_path: Path) -> None:
     torch.manual_seed(0)
