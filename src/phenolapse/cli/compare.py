@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 
@@ -108,8 +108,7 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
-            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-            fail(f"{out}: cannot write the output there ({cause}); choose another path")
+            fail_os(exc, out)
         for name, n in result.dropped.items():
             if n:
                 typer.secho(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 
@@ -64,8 +64,7 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
-            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-            fail(f"{out}: cannot write the manifest there ({cause}); choose another path")
+            fail_os(exc, out, "the manifest")
         typer.echo(summarize_manifest(df).to_string(index=False))
         typer.echo(f"wrote {out} ({len(df)} images)")
         report = out.with_name(out.stem + ".skipped.csv")
@@ -125,8 +124,7 @@ def register(app: typer.Typer) -> None:
             try:
                 write_csv(report.problems, out)
             except OSError as exc:
-                cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-                fail(f"{out}: cannot write the problems table there ({cause}); choose another path")
+                fail_os(exc, out, "the problems table")
         if report.ok:
             typer.secho(f"OK: {report.n_images} images, no problems found", fg=typer.colors.GREEN)
             return

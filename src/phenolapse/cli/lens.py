@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 
@@ -84,8 +84,7 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
-            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-            fail(f"{out}: cannot write the output there ({cause}); choose another path")
+            fail_os(exc, out)
         tests = result.tests
         for _, row in tests.iterrows():
             typer.echo(

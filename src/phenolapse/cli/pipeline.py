@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 config_app = typer.Typer(help="Write or check a run configuration.", no_args_is_help=True)
@@ -22,12 +22,6 @@ def _summary(reports: list, out: Path, seconds: float) -> None:  # type: ignore[
     report = out / "report.html"
     if report.is_file():
         typer.secho(f"report: {report}", fg=typer.colors.GREEN)
-
-
-def _os_fail(exc: OSError, target: Path) -> NoReturn:
-    """Report a file-system error (e.g. an output path that is a file) as a clear message."""
-    cause = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else str(exc)
-    fail(f"{target}: cannot write there ({cause}); choose another path")
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +61,7 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
-            _os_fail(exc, Path(cfg.output_dir))
+            fail_os(exc, Path(cfg.output_dir))
         _summary(reports, Path(cfg.output_dir).resolve(), time.perf_counter() - t0)
 
     @app.command()
@@ -93,7 +87,7 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
-            _os_fail(exc, out)
+            fail_os(exc, out)
         _summary(reports, out.resolve(), time.perf_counter() - t0)
 
     @config_app.command("init")
@@ -111,7 +105,7 @@ def register(app: typer.Typer) -> None:
         try:
             write_default_config(path)
         except OSError as exc:
-            _os_fail(exc, path)
+            fail_os(exc, path)
         typer.echo(
             f"wrote {path}; edit screen.images_dir and screen.platemap, then: phenolapse run {path}"
         )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 
@@ -107,8 +107,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail(f"invalid option: {exc}")
         except OSError as exc:
-            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-            fail(f"{out}: cannot write the output there ({cause}); choose another path")
+            fail_os(exc, out)
         counts = result.annotations.loc[result.annotations["role"] == "treatment", "effect"]
         typer.echo(counts.value_counts().to_string())
         typer.echo(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 
@@ -98,8 +98,7 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
-            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
-            fail(f"{out}: cannot write the output there ({cause}); choose another path")
+            fail_os(exc, out)
         last = result.history.iloc[-1]
         first = result.history.iloc[0]
         typer.echo(
