@@ -214,3 +214,25 @@ def test_a_folder_is_never_replaced_by_a_file_nor_the_reverse(tmp_path: Path) ->
         tmp.mkdir()
     assert single.read_text() == "x"
     assert _names(tmp_path) == ["results", "single.zarr"]
+
+
+def test_read_yaml_mapping(tmp_path: Path) -> None:
+    from phenolapse.errors import ConfigError
+    from phenolapse.io_utils import read_yaml_mapping
+
+    good = tmp_path / "a.yaml"
+    good.write_text("epochs: 3\ncrops: [{n: 1}]\n")
+    assert read_yaml_mapping(good) == {"epochs": 3, "crops": [{"n": 1}]}
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert read_yaml_mapping(empty) == {}
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=r"list\.yaml: the lens options must be a YAML mapping, got list"):
+        read_yaml_mapping(listed, what="lens options")
+    tagged = tmp_path / "tag.yaml"
+    tagged.write_text("x: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match=r"tag\.yaml: not valid YAML"):
+        read_yaml_mapping(tagged)
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read the configuration"):
+        read_yaml_mapping(tmp_path / "missing.yaml")

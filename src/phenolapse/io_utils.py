@@ -102,6 +102,30 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
 _TEMP_OWNER = re.compile(r"^\..+\.(?:p(\d+)-[^.]*\.tmp|old-(\d+))$")
 
 
+def read_yaml_mapping(path: str | os.PathLike[str], *, what: str = "configuration") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping, with safe loading (no Python tags).
+
+    An empty file gives ``{}``. An unreadable file, invalid YAML or a non-mapping raise
+    :class:`~phenolapse.errors.ConfigError` naming the file and ``what`` it should be.
+    """
+    import yaml
+
+    target = Path(path)
+    try:
+        data = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot read the {what} ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{target}: not valid YAML ({exc})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{target}: the {what} must be a YAML mapping, got {type(data).__name__}"
+        )
+    return data
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine."""
     try:

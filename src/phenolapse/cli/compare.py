@@ -9,6 +9,7 @@ import typer
 
 from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
+from phenolapse.io_utils import read_yaml_mapping
 
 
 def _parse_features(items: list[str]) -> list[tuple[str | None, Path]]:
@@ -77,13 +78,7 @@ def register(app: typer.Typer) -> None:
         try:
             values: dict[str, Any] = {}
             if config is not None:
-                import yaml
-
-                if not config.is_file():
-                    raise PhenolapseError(f"{config}: config file not found")
-                values = yaml.safe_load(config.read_text()) or {}
-                if not isinstance(values, dict):
-                    raise PhenolapseError(f"{config}: expected a mapping of settings")
+                values = read_yaml_mapping(config, what="compare configuration")
             overrides = {
                 "weights_dir": weights_dir, "last_time_points": last_time_points,
                 "embedding": embedding, "cost_images": cost_images, "device": device,

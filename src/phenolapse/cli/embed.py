@@ -9,6 +9,7 @@ import typer
 
 from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import ConfigError, PhenolapseError
+from phenolapse.io_utils import read_yaml_mapping
 
 EMBED_HELP = """Encode every image (or every crop of it) into features, then well-level profiles.
 
@@ -25,16 +26,7 @@ A rerun into the same OUT resumes: only images without features are computed.
 def _load_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the YAML configuration ({exc})") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of EmbedConfig options")
+    data = read_yaml_mapping(path, what="embed configuration")
     return data.get("embed", data)
 
 

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from phenolapse.cli._common import fail
-from phenolapse.errors import ConfigError, PhenolapseError
+from phenolapse.errors import PhenolapseError
+from phenolapse.io_utils import read_yaml_mapping
 
 
 class Preset(StrEnum):
@@ -26,22 +27,6 @@ class ImageFormat(StrEnum):
     png = "png"
     jpg = "jpg"
     tif = "tif"
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the simulator configuration ({exc})") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of simulator options, got {type(data).__name__}"
-        )
-    return data
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +63,9 @@ def register(app: typer.Typer) -> None:
         from phenolapse.data.simulator import load_truth, simulate_screen
 
         try:
-            overrides: dict[str, Any] = _read_yaml(config) if config is not None else {}
+            overrides: dict[str, Any] = (
+                read_yaml_mapping(config, what="simulator configuration") if config else {}
+            )
             flags = {
                 "scale": scale,
                 "image_format": image_format.value if image_format else None,

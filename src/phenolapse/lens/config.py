@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.errors import ConfigError
+from phenolapse.io_utils import read_yaml_mapping
 
 
 class LensConfig(BaseModel):
@@ -126,13 +127,6 @@ def make_lens_config(
 
 def load_lens_config(path: str | Path) -> LensConfig:
     """Read a :class:`LensConfig` from a YAML file."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: configuration file not found")
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of options, got {type(data).__name__}")
+    data = read_yaml_mapping(path, what="lens configuration")
     return make_lens_config(data, source=str(path))

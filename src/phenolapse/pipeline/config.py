@@ -22,7 +22,7 @@ from phenolapse.comparison.run import CompareConfig
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.embedding.config import EmbedConfig
 from phenolapse.errors import ConfigError
-from phenolapse.io_utils import atomic_write
+from phenolapse.io_utils import atomic_write, read_yaml_mapping
 from phenolapse.lens.config import LensConfig
 from phenolapse.temporal.config import TemporalConfig
 from phenolapse.training.config import TrainConfig
@@ -212,14 +212,7 @@ def make_pipeline_config(data: dict[str, Any], *, source: str = "configuration")
 def load_pipeline_config(path: str | Path, **overrides: Any) -> PipelineConfig:
     """Read a YAML configuration (safe loading) and validate it."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the configuration must be a YAML mapping")
+    data = read_yaml_mapping(path)
     data.update(overrides)
     _resolve_paths(data, path.resolve().parent)
     return make_pipeline_config(data, source=str(path))

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from phenolapse.errors import ConfigError
+from phenolapse.io_utils import read_yaml_mapping
 from phenolapse.temporal.dtw import DTWClusterConfig
 
 Metric = Literal["euclidean", "cosine", "correlation", "braycurtis"]
@@ -203,12 +203,7 @@ class TemporalConfig(BaseModel):
     def from_yaml(cls, path: str | Path) -> TemporalConfig:
         """Read a config from a YAML file (keys as in this class; unknown keys are refused)."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read temporal config ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a temporal config must be a YAML mapping")
+        data = read_yaml_mapping(path, what="temporal configuration")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.errors import ConfigError
+from phenolapse.io_utils import atomic_write, read_yaml_mapping
 
 
 class CropSpec(BaseModel):
@@ -143,8 +144,6 @@ class TrainConfig(BaseModel):
 
     def to_yaml(self, path: Path) -> Path:
         """Write the configuration as YAML (atomically)."""
-        from phenolapse.io_utils import atomic_write
-
         with atomic_write(path, "w") as fh:
             yaml.safe_dump(self.model_dump(mode="json"), fh, sort_keys=False)
         return Path(path)
@@ -153,12 +152,7 @@ class TrainConfig(BaseModel):
     def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
         """Read a YAML file (a mapping of the fields above); ``overrides`` win over it."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read the training configuration: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the training configuration must be a YAML mapping")
+        data = read_yaml_mapping(path, what="training configuration")
         data.update({k: v for k, v in overrides.items() if v is not None})
         return make_config(data, source=str(path))
 
