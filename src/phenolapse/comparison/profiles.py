@@ -15,20 +15,14 @@ import numpy as np
 import pandas as pd
 
 from phenolapse.errors import FeatureTableError
+from phenolapse.temporal.distance import REQUIRED_METADATA
 
 KEY_COLUMNS = ["Metadata_plate", "Metadata_well", "Metadata_time_h"]
 """Columns that identify one profile row (one well at one time point)."""
 
-REQUIRED_COLUMNS = [
-    "Metadata_cell_line",
-    "Metadata_plate",
-    "Metadata_well",
-    "Metadata_time_h",
-    "Metadata_drug",
-    "Metadata_concentration_um",
-    "Metadata_role",
-]
-"""Metadata every profile table must carry for the comparison tasks."""
+REQUIRED_COLUMNS = list(REQUIRED_METADATA)
+"""Metadata every profile table must carry for the comparison tasks (those the temporal stage
+needs too)."""
 
 _CHECKED_COLUMNS = [
     "Metadata_cell_line", "Metadata_drug", "Metadata_concentration_um", "Metadata_role"

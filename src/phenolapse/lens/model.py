@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from phenolapse.models.convae import ConvAE
+from phenolapse.models.convae import ConvAE, pooled_feature_count
 
 FeatureMode = Literal["latent", "pooled"]
 
@@ -44,8 +44,7 @@ def extract_features(
 def n_features(model: ConvAE, image_size: int, *, mode: FeatureMode = "latent") -> int:
     """Length of the feature vector for square images of side ``image_size``."""
     if mode == "pooled":
-        convs = [m for m in model.encoder if isinstance(m, nn.Conv2d)]
-        return 2 * sum(int(c.out_channels) for c in convs)
+        return pooled_feature_count(model.encoder)
     return 4 * (image_size // 4) ** 2
 
 

@@ -30,6 +30,7 @@ from phenolapse.models.convae import (
     ConvAE,
     load_convae,
     pooled_encoder_features,
+    pooled_feature_count,
 )
 
 ConvAEFeatures = Literal["latent", "pooled"]
@@ -108,8 +109,7 @@ class ConvAEExtractor(Extractor):
         self.input_size = int(input_size)
         self.features = features
         if features == "pooled":
-            convs = [m for m in model.encoder if isinstance(m, nn.Conv2d)]
-            self.n_features = 2 * sum(int(c.out_channels) for c in convs)
+            self.n_features = pooled_feature_count(model.encoder)
         else:
             self.n_features = LATENT_CHANNELS * (input_size // 4) ** 2
         self.eval()

@@ -33,6 +33,11 @@ def pooled_encoder_features(encoder: nn.Sequential, x: torch.Tensor) -> torch.Te
     return torch.cat(parts, dim=1)
 
 
+def pooled_feature_count(encoder: nn.Sequential) -> int:
+    """Length of :func:`pooled_encoder_features`: a mean and a max per channel of every conv."""
+    return 2 * sum(int(m.out_channels) for m in encoder if isinstance(m, nn.Conv2d))
+
+
 class ConvAE(nn.Module):
     """Convolutional autoencoder: 3 conv blocks down to a 4-channel latent at 1/4 resolution.
 
