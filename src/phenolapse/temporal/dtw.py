@@ -458,8 +458,6 @@ def _fit_many(
     sq = pairwise_sq
     if sq is not None and idx is not None:
         sq = np.ascontiguousarray(sq[np.ix_(idx, idx)])
-    for k in k_list:
-        _check_k(k, xs.shape[0], "k")
 
     def restart_job(task: tuple[int, int]) -> DTWKMeansResult:
         k, restart = task
