@@ -64,7 +64,7 @@ def test_run_lens_on_tiny_screen(
     res = result.results
     assert len(res) == 2 and set(res["seed"]) == {0, 1}
     for k in ("top1", "top3"):
-        for kind in ("plain", "lens"):
+        for kind in ("plain", "lens", "reconstruction"):
             assert ((res[f"{k}_{kind}"] >= 0) & (res[f"{k}_{kind}"] <= 1)).all()
     assert (res["top3_plain"] >= res["top1_plain"]).all()
     # per-class recalls, weighted by class size, give back the pooled top-1

@@ -18,7 +18,11 @@ class LensConfig(BaseModel):
     Attributes
     ----------
     preprocess
-        How frames become model input (crop, resize, channels, intensity scaling).
+        How frames become model input (crop, resize, channels, intensity scaling). Match the
+        pixel scale the weights were trained at: the published weights saw 256-px crops at
+        128 px, so 64-px inputs should be 128-px tiles (``crop_size=128, mode="tile"``, one
+        image per tile), not whole 256-px frames, whose cells shrink below the detail the
+        encoder resolves.
     concentration
         ``top``: each drug's highest concentration (the reference); ``all``: every concentration.
     last_n_timepoints
@@ -33,7 +37,12 @@ class LensConfig(BaseModel):
     init
         Lens initialisation: ``extractor`` (a copy of the autoencoder) or ``random``.
     head_init
-        Lens head start: ``plain`` (a copy of the plain head of the same seed) or ``random``.
+        Lens head start. ``reconstruction`` (default): the plain head's training, on features of
+        the autoencoder's reconstructions ``F(AE(x))``, which is what the lens outputs before
+        training; its held-out accuracy is reported as ``top1_reconstruction`` /
+        ``top3_reconstruction``, the reference point of the lens's effect (a reconstruction loses
+        detail, so a head fitted on ``F(x)`` scores much lower on ``F(AE(x))``). ``plain``: a copy
+        of the plain head of the same seed (the reference code). ``random``: a fresh head.
     feature_mode
         ``latent``: flattened latent (the reference head, 4 * H/4 * W/4 inputs); ``pooled``: mean
         and max of every encoder activation channel (456 inputs).
@@ -58,7 +67,8 @@ class LensConfig(BaseModel):
     seeds
         Seeds of the splits and of training; every seed is one held-out evaluation.
     max_train_images
-        Train on a random subset of at most this many training images (None: all).
+        Train the lens on a random subset of at most this many training images (None: all); the
+        linear heads on precomputed features are cheap and always use every training image.
     device
         torch device (``cpu``, ``cuda``, ...).
     importance_examples
@@ -87,7 +97,7 @@ class LensConfig(BaseModel):
     coefs: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
     detach_classification: bool = False
     init: Literal["extractor", "random"] = "extractor"
-    head_init: Literal["plain", "random"] = "plain"
+    head_init: Literal["reconstruction", "plain", "random"] = "reconstruction"
     feature_mode: Literal["latent", "pooled"] = "latent"
     lens_lr: float = Field(default=5e-4, gt=0)
     head_lr: float = Field(default=1e-3, gt=0)

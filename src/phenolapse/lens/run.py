@@ -200,6 +200,15 @@ def run_lens(
         device=device,
     )
 
+    recon_feats: np.ndarray | None = None
+    if config.head_init == "reconstruction":
+        recon_feats = batched(
+            lambda x: extract_features(extractor, extractor(x), mode=mode),
+            images,
+            batch_size=config.batch_size,
+            device=device,
+        )
+
     classical: np.ndarray | None = None
     if config.classical_baseline:
         from phenolapse.models.classical import classical_features_batch
@@ -218,9 +227,10 @@ def run_lens(
         test = test_rows[row_of]
         train_idx = np.flatnonzero(~test)
         test_idx = np.flatnonzero(test)
+        lens_idx = train_idx
         if config.max_train_images is not None and len(train_idx) > config.max_train_images:
             rng = np.random.default_rng(seed)
-            train_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
+            lens_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
 
         plain, plain_proba = _fit_predict(feats, y, train_idx, test_idx, n_cls, config, seed)
         y_test = y[test_idx]
@@ -231,18 +241,23 @@ def run_lens(
         if classical is not None:
             _, base_proba = _fit_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
             base_eval = _evaluate(base_proba, y_test, cell_lines[test_idx])
+        recon_eval = None
+        head0 = plain
+        if recon_feats is not None:
+            head0, recon_proba = _fit_predict(
+                recon_feats, y, train_idx, test_idx, n_cls, config, seed
+            )
+            recon_eval = _evaluate(recon_proba, y_test, cell_lines[test_idx])
         for coef in config.coefs:
-            if config.head_init == "plain":
-                head0 = plain
-            else:
+            if config.head_init == "random":
                 torch.manual_seed(seed)
                 head0 = LinearHead(
                     feats.shape[1], n_cls, mean=plain.mean.numpy(), std=plain.std.numpy()
                 )
             lens, head, hist = train_lens(
                 ae,
-                images[train_idx],
-                y[train_idx],
+                images[lens_idx],
+                y[lens_idx],
                 n_classes=n_cls,
                 coef=coef,
                 head=head0,
@@ -265,9 +280,13 @@ def run_lens(
             for j, ((name, n, p1, p3), (_, _, l1, l3)) in enumerate(
                 zip(plain_eval, lens_eval, strict=True)
             ):
-                extra = {}
+                extra: dict[str, float] = {}
+                if recon_eval is not None:
+                    extra["top1_reconstruction"] = recon_eval[j][2]
+                    extra["top3_reconstruction"] = recon_eval[j][3]
                 if base_eval is not None:
-                    extra = {"top1_classical": base_eval[j][2], "top3_classical": base_eval[j][3]}
+                    extra["top1_classical"] = base_eval[j][2]
+                    extra["top3_classical"] = base_eval[j][3]
                 result_rows.append(
                     {
                         "seed": seed,
