@@ -127,6 +127,16 @@ def test_head_standardises_features() -> None:
     torch.testing.assert_close(out, torch.tensor([[1.0, 2.0]]))
 
 
+def test_head_does_not_blow_up_constant_features() -> None:
+    # feature 0 varies; feature 1 is constant up to rounding noise at level 0.5
+    mean = np.array([0.0, 0.5], np.float32)
+    std = np.array([1.0, 1e-7], np.float32)
+    head = LinearHead(2, 2, mean=mean, std=std)
+    assert head.std[0].item() == 1.0
+    # floor: 1% of (level + median spread) = 0.01 * (0.5 + 0.5) -> a 0.01 change is ~1 unit
+    assert head.std[1].item() == pytest.approx(0.01, rel=1e-3)
+
+
 def test_train_head_separates_linear_classes() -> None:
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])

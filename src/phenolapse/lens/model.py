@@ -71,7 +71,10 @@ class LinearHead(nn.Module):
         m = np.zeros(n_features, np.float32) if mean is None else np.asarray(mean, np.float32)
         s = np.ones(n_features, np.float32) if std is None else np.asarray(std, np.float32)
         self.register_buffer("mean", torch.as_tensor(m.copy()))
-        self.register_buffer("std", torch.as_tensor(np.where(s > 1e-6, s, 1.0).astype(np.float32)))
+        # a feature whose spread is tiny against its own level and the others' spreads is
+        # constant: dividing by that spread would turn any later change into huge logits
+        floor = 1e-2 * (np.abs(m) + float(np.median(s))) + 1e-6
+        self.register_buffer("std", torch.as_tensor(np.maximum(s, floor).astype(np.float32)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits (no softmax: cross-entropy applies it once)."""
