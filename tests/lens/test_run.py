@@ -133,3 +133,22 @@ def test_cli_lens(tiny_manifest: pd.DataFrame, weights: Path, tmp_path: Path) ->
     assert ok.exit_code == 0, ok.output
     res = pd.read_csv(tmp_path / "out" / "lens_results.csv")
     assert res["coef"].tolist() == [-1.0]
+
+
+def test_warning_when_reconstructions_lose_the_signal() -> None:
+    from phenolapse.lens.run import _signal_warnings
+
+    def means(plain: float, recon: float) -> pd.DataFrame:
+        return pd.DataFrame({"top1_plain": [plain], "top1_reconstruction": [recon]}, index=[1.0])
+
+    # the demo's case: plain 0.24, reconstructions 0.117, chance 0.125
+    (text,) = _signal_warnings(means(0.24, 0.117), 0.125)
+    assert "0.117" in text and "0.240" in text and "cannot be judged" in text
+    # the small screen's case: reconstructions keep most of the gain (0.499 vs 0.562, chance 0.1)
+    assert _signal_warnings(means(0.562, 0.499), 0.1) == []
+    # a quarter of the gain is the threshold: 0.1 + 0.25 * 0.4 = 0.2
+    assert _signal_warnings(means(0.5, 0.21), 0.1) == []
+    assert len(_signal_warnings(means(0.5, 0.19), 0.1)) == 1
+    # nothing to say when the plain head itself is at chance or no reconstruction head ran
+    assert _signal_warnings(means(0.1, 0.05), 0.1) == []
+    assert _signal_warnings(pd.DataFrame({"top1_plain": [0.5]}), 0.1) == []

@@ -448,6 +448,28 @@ def _importance(
     return examples, ov
 
 
+def _signal_warnings(means: pd.DataFrame, chance_top1: float) -> list[str]:
+    """Warnings when the autoencoder's reconstructions lose the class signal the plain head finds.
+
+    The lens starts from reconstructions ``AE(x)``; when a head on ``F(AE(x))`` keeps less than a
+    quarter of the plain head's gain over chance, the lens's numbers say more about the
+    autoencoder than about the lens.
+    """
+    if "top1_reconstruction" not in means.columns or means.empty:
+        return []
+    plain = float(means["top1_plain"].iloc[0])
+    recon = float(means["top1_reconstruction"].iloc[0])
+    if plain <= chance_top1 or recon - chance_top1 >= 0.25 * (plain - chance_top1):
+        return []
+    return [
+        f"a head on features of the autoencoder's reconstructions F(AE(x)) scores top-1 "
+        f"{recon:.3f} against {plain:.3f} on F(x) (chance {chance_top1:.3f}): the reconstructions "
+        "lose most of the class signal, so the lens, which starts from them, cannot be judged "
+        "with these weights; use weights that reconstruct the images (train longer, or start "
+        "from published weights)"
+    ]
+
+
 def _summary(
     config: LensConfig,
     classes: list[str],
@@ -474,6 +496,9 @@ def _summary(
         "mined_examples": {r: int((examples["rule"] == r).sum()) for r in MINING_RULES},
         "mining_rules": MINING_RULES,
     }
+    summary["warnings"] = _signal_warnings(means, 1.0 / len(classes))
+    for text in summary["warnings"]:
+        log.warning(text)
     if len(overlap) and overlap["inside"].notna().any():
         summary["signature_overlap"] = {
             "n_images": int(overlap["inside"].notna().sum()),

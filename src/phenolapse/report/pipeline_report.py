@@ -218,6 +218,8 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
         summary = ldir / "summary.json"
         if summary.is_file():
             data = json.loads(summary.read_text())
+            for text in data.get("warnings", []):
+                l_blocks.append(Text(f"Warning: {text}", "missing"))
             flat = {k: v for k, v in data.items() if isinstance(v, (int, float, str))}
             if flat:
                 l_blocks.append(
