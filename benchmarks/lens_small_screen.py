@@ -31,7 +31,8 @@ import torch
 
 from phenolapse.lens import LensConfig, paired_test, run_lens, topk_accuracy
 from phenolapse.lens.data import load_images, select_classification_images, split_by_well
-from phenolapse.lens.model import batched, extract_features, train_head
+from phenolapse.lens.model import batched, extract_features
+from phenolapse.lens.run import fit_head_predict
 from phenolapse.models.convae import load_convae
 
 PUBLISHED = (
@@ -81,17 +82,7 @@ def plain_head_scores(manifest: pd.DataFrame, weights: Path, config: LensConfig)
     for seed in config.seeds:
         test = split_by_well(meta, test_fraction=config.test_fraction, seed=seed)[row_of]
         tr, te = np.flatnonzero(~test), np.flatnonzero(test)
-        head = train_head(
-            feats[tr],
-            y[tr],
-            n_classes=len(classes),
-            epochs=config.head_epochs,
-            lr=config.head_lr,
-            weight_decay=config.head_weight_decay,
-            seed=seed,
-        )
-        with torch.no_grad():
-            proba = torch.softmax(head(torch.as_tensor(feats[te])), dim=1).numpy()
+        _, proba = fit_head_predict(feats, y, tr, te, len(classes), config, seed)
         groups = [("pooled", np.ones(len(te), bool))]
         groups += [(str(c), cell_lines[te] == c) for c in np.unique(cell_lines[te])]
         for name, sel in groups:

@@ -121,7 +121,7 @@ def _load_masks(paths: list[Path], config: LensConfig, crop: np.ndarray) -> np.n
     return np.stack(out)
 
 
-def _fit_predict(
+def fit_head_predict(
     x: np.ndarray,
     y: np.ndarray,
     train_idx: np.ndarray,
@@ -232,19 +232,19 @@ def run_lens(
             rng = np.random.default_rng(seed)
             lens_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
 
-        plain, plain_proba = _fit_predict(feats, y, train_idx, test_idx, n_cls, config, seed)
+        plain, plain_proba = fit_head_predict(feats, y, train_idx, test_idx, n_cls, config, seed)
         y_test = y[test_idx]
         cm_plain += confusion_matrix(y_test, plain_proba.argmax(1), n_cls)
         plain_eval = _evaluate(plain_proba, y_test, cell_lines[test_idx])
         pc_plain = per_class_accuracy(plain_proba, y_test, classes)
         base_eval = None
         if classical is not None:
-            _, base_proba = _fit_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
+            _, base_proba = fit_head_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
             base_eval = _evaluate(base_proba, y_test, cell_lines[test_idx])
         recon_eval = None
         head0 = plain
         if recon_feats is not None:
-            head0, recon_proba = _fit_predict(
+            head0, recon_proba = fit_head_predict(
                 recon_feats, y, train_idx, test_idx, n_cls, config, seed
             )
             recon_eval = _evaluate(recon_proba, y_test, cell_lines[test_idx])
