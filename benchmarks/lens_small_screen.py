@@ -13,7 +13,7 @@ weights were trained at), each drug's top concentration and the controls, last 8
 Prints one row per split seed (pooled over cell lines), chance, the paired tests (lens vs plain
 and ConvAE vs classical over seeds x cell lines), and as the last line one JSON object.
 
-Usage: ``python benchmarks/lens_small_screen.py [--work DIR] [--threads 2]``; about 15-20 minutes
+Usage: ``python benchmarks/lens_small_screen.py [--work DIR] [--threads 2]``; about 6 minutes
 on two CPU cores.
 """
 
