@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from phenolapse.lens import LensConfig, paired_test, run_lens, topk_accuracy
+from phenolapse.lens import LensConfig, paired_test, run_lens
 from phenolapse.lens.data import load_images, select_classification_images, split_by_well
 from phenolapse.lens.model import batched, extract_features
-from phenolapse.lens.run import fit_head_predict
+from phenolapse.lens.run import evaluate_topk, fit_head_predict
 from phenolapse.models.convae import load_convae
 
 PUBLISHED = (
@@ -83,17 +83,8 @@ def plain_head_scores(manifest: pd.DataFrame, weights: Path, config: LensConfig)
         test = split_by_well(meta, test_fraction=config.test_fraction, seed=seed)[row_of]
         tr, te = np.flatnonzero(~test), np.flatnonzero(test)
         _, proba = fit_head_predict(feats, y, tr, te, len(classes), config, seed)
-        groups = [("pooled", np.ones(len(te), bool))]
-        groups += [(str(c), cell_lines[te] == c) for c in np.unique(cell_lines[te])]
-        for name, sel in groups:
-            rows.append(
-                {
-                    "seed": seed,
-                    "cell_line": name,
-                    "top1": topk_accuracy(proba[sel], y[te][sel], 1),
-                    "top3": topk_accuracy(proba[sel], y[te][sel], 3),
-                }
-            )
+        for name, _, top1, top3 in evaluate_topk(proba, y[te], cell_lines[te]):
+            rows.append({"seed": seed, "cell_line": name, "top1": top1, "top3": top3})
     return pd.DataFrame(rows)
 
 

@@ -88,9 +88,10 @@ def read_lens_source(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     raise ManifestError(f"{path}: expected a manifest .parquet/.csv or a features.zarr folder")
 
 
-def _evaluate(
+def evaluate_topk(
     proba: np.ndarray, y: np.ndarray, cell_lines: np.ndarray
 ) -> list[tuple[str, int, float, float]]:
+    """``(group, n, top1, top3)`` for all test images pooled, then per cell line when several."""
     groups = [("pooled", np.ones(len(y), bool))]
     if len(np.unique(cell_lines)) > 1:
         groups += [(str(c), cell_lines == c) for c in np.unique(cell_lines)]
@@ -235,19 +236,19 @@ def run_lens(
         plain, plain_proba = fit_head_predict(feats, y, train_idx, test_idx, n_cls, config, seed)
         y_test = y[test_idx]
         cm_plain += confusion_matrix(y_test, plain_proba.argmax(1), n_cls)
-        plain_eval = _evaluate(plain_proba, y_test, cell_lines[test_idx])
+        plain_eval = evaluate_topk(plain_proba, y_test, cell_lines[test_idx])
         pc_plain = per_class_accuracy(plain_proba, y_test, classes)
         base_eval = None
         if classical is not None:
             _, base_proba = fit_head_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
-            base_eval = _evaluate(base_proba, y_test, cell_lines[test_idx])
+            base_eval = evaluate_topk(base_proba, y_test, cell_lines[test_idx])
         recon_eval = None
         head0 = plain
         if recon_feats is not None:
             head0, recon_proba = fit_head_predict(
                 recon_feats, y, train_idx, test_idx, n_cls, config, seed
             )
-            recon_eval = _evaluate(recon_proba, y_test, cell_lines[test_idx])
+            recon_eval = evaluate_topk(recon_proba, y_test, cell_lines[test_idx])
         for coef in config.coefs:
             if config.head_init == "random":
                 torch.manual_seed(seed)
@@ -276,7 +277,7 @@ def run_lens(
                 extractor, head, images[test_idx], lens=lens, feature_mode=mode, device=device
             )
             cm_lens[coef] += confusion_matrix(y_test, lens_proba.argmax(1), n_cls)
-            lens_eval = _evaluate(lens_proba, y_test, cell_lines[test_idx])
+            lens_eval = evaluate_topk(lens_proba, y_test, cell_lines[test_idx])
             for j, ((name, n, p1, p3), (_, _, l1, l3)) in enumerate(
                 zip(plain_eval, lens_eval, strict=True)
             ):
