@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,9 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from phenolapse.models.convae import ConvAE, pooled_feature_count
+from phenolapse.models.convae import (
+    LATENT_CHANNELS,
+    ConvAE,
+    ConvAEFeatures,
+    pooled_feature_count,
+)
 
-FeatureMode = Literal["latent", "pooled"]
+FeatureMode = ConvAEFeatures
 
 
 def extract_features(
@@ -45,7 +50,7 @@ def n_features(model: ConvAE, image_size: int, *, mode: FeatureMode = "latent") 
     """Length of the feature vector for square images of side ``image_size``."""
     if mode == "pooled":
         return pooled_feature_count(model.encoder)
-    return 4 * (image_size // 4) ** 2
+    return LATENT_CHANNELS * (image_size // 4) ** 2
 
 
 class LinearHead(nn.Module):

@@ -19,7 +19,7 @@ To add a backbone, subclass :class:`Extractor`, set these attributes in ``__init
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,12 +28,11 @@ from phenolapse.errors import ConfigError
 from phenolapse.models.convae import (
     LATENT_CHANNELS,
     ConvAE,
+    ConvAEFeatures,
     load_convae,
     pooled_encoder_features,
     pooled_feature_count,
 )
-
-ConvAEFeatures = Literal["latent", "pooled"]
 
 
 class Extractor(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from phenolapse.io_utils import atomic_path
 
 LATENT_CHANNELS = 4
 POOLED_LAYERS = (1, 4, 7, 8)  # encoder outputs pooled: the three ReLUs and the latent
+ConvAEFeatures = Literal["latent", "pooled"]  # flattened latent, or pooled activations
 
 
 def pooled_encoder_features(encoder: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
