@@ -114,13 +114,18 @@ def train_autoencoder(x: np.ndarray, *, epochs: int, seed: int, batch_size: int 
     return freeze(model)
 
 
-def pooled(model: ConvAE, x: np.ndarray, lens: ConvAE | None = None) -> np.ndarray:
-    """Mean- and max-pooled encoder activations (456 numbers), of ``x`` or of ``L(x)``."""
+def pooled(
+    model: ConvAE, x: np.ndarray, *, orientations: int, lens: ConvAE | None = None
+) -> np.ndarray:
+    """Mean- and max-pooled encoder activations (456 numbers), of ``x`` or of ``L(x)``.
+
+    ``orientations=8`` averages them over the crop's rotations and mirror images.
+    """
 
     def fn(b: torch.Tensor) -> torch.Tensor:
         if lens is not None:
             b = lens(b)
-        return extract_features(model, b, mode="pooled")
+        return extract_features(model, b, mode="pooled", orientations=orientations)
 
     return batched(fn, x, batch_size=128)
 
@@ -161,6 +166,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument(
         "--intensity", choices=("log", "linear"), default="log", help="transform of raw counts"
     )
+    parser.add_argument(
+        "--orientations",
+        type=int,
+        choices=(1, 8),
+        default=1,
+        help="8: average encoder features over the crop's rotations and mirror images",
+    )
     parser.add_argument("--percentiles", type=float, nargs=2, default=(0.1, 99.9))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -196,11 +208,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         seconds["baseline"] += time.perf_counter() - t
         t = time.perf_counter()
         torch.manual_seed(args.seed)
-        feats["random_init"] = pooled(freeze(ConvAE(in_channels=x.shape[1])), x)
+        untrained = freeze(ConvAE(in_channels=x.shape[1]))
+        feats["random_init"] = pooled(untrained, x, orientations=args.orientations)
         seconds["random_init"] += time.perf_counter() - t
         t = time.perf_counter()
         ae = train_autoencoder(x[tr], epochs=args.epochs, seed=args.seed)
-        feats["trained"] = pooled(ae, x)
+        feats["trained"] = pooled(ae, x, orientations=args.orientations)
         seconds["trained"] += time.perf_counter() - t
         t = time.perf_counter()
         f_tr = feats["trained"][tr]
@@ -213,11 +226,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             coef=args.coef,
             head=head,
             feature_mode="pooled",
+            orientations=args.orientations,
             epochs=args.lens_epochs,
             seed=args.seed,
             progress=False,
         )
-        feats["lens"] = pooled(ae, x, lens=lens)
+        feats["lens"] = pooled(ae, x, orientations=args.orientations, lens=lens)
         seconds["lens"] += time.perf_counter() - t
         line = [f"fold {fold}: {len(te)} test crops"]
         for k in names:
@@ -248,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "lens_epochs": args.lens_epochs,
         "coef": args.coef,
         "intensity": args.intensity,
+        "orientations": args.orientations,
         "C": "inner-cv" if args.C is None else args.C,
         "seconds": round(time.perf_counter() - t_start, 1),
         "cpu_seconds": round(time.process_time() - cpu_start, 1),

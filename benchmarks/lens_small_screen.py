@@ -9,6 +9,7 @@ same plain head on the same splits, as one more column.
 
 Images: 128-px tiles of each 256-px frame resized to 64 px (the 2x downscale the published
 weights were trained at), each drug's top concentration and the controls, last 8 time points.
+ConvAE features are averaged over each tile's 8 rotations and mirror images (``orientations: 8``).
 
 Prints one row per split seed (pooled over cell lines), chance, the paired tests (lens vs plain
 and ConvAE vs classical over seeds x cell lines), and as the last line one JSON object.
@@ -46,6 +47,7 @@ def lens_config(*, seeds: list[int], max_train_images: int, epochs: int) -> Lens
         {
             "preprocess": {"crop_size": 128, "image_size": 64, "mode": "tile"},
             "feature_mode": "pooled",
+            "orientations": 8,
             "last_n_timepoints": 8,
             "coefs": [1.0],
             "seeds": seeds,
@@ -73,7 +75,9 @@ def plain_head_scores(manifest: pd.DataFrame, weights: Path, config: LensConfig)
     y = y_row[row_of]
     ae = load_convae(weights, map_location="cpu").eval()
     feats = batched(
-        lambda x: extract_features(ae, x, mode=config.feature_mode),
+        lambda x: extract_features(
+            ae, x, mode=config.feature_mode, orientations=config.orientations
+        ),
         images,
         batch_size=config.batch_size,
     )

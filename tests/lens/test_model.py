@@ -171,3 +171,57 @@ def test_random_lens_init_differs(tiny_data) -> None:  # type: ignore[no-untyped
     torch.testing.assert_close(_flat(make_lens(ae)), _flat(ae))
     with pytest.raises(ValueError, match="init"):
         make_lens(ae, init="other")
+
+
+def _d4(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    r = torch.rot90(x, k, (-2, -1))
+    return r.flip(-1) if flip else r
+
+
+def test_orientation_averaged_pooled_features_ignore_rotations(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    ae, x, _ = tiny_data
+    xt = torch.as_tensor(x[:4])
+    single = extract_features(ae, xt, mode="pooled")
+    avg = extract_features(ae, xt, mode="pooled", orientations=8)
+    assert avg.shape == single.shape
+    # One orientation differs from another (the encoder is not rotation-invariant) ...
+    assert (extract_features(ae, _d4(xt, 1, False), mode="pooled") - single).abs().max() > 1e-3
+    # ... but the average over all 8 is the same whichever way the image lies.
+    for k in range(4):
+        for flip in (False, True):
+            turned = extract_features(ae, _d4(xt, k, flip), mode="pooled", orientations=8)
+            torch.testing.assert_close(turned, avg, rtol=1e-5, atol=1e-5)
+    # The average is the mean of the 8 single-orientation feature vectors.
+    views = [extract_features(ae, _d4(xt, k, f), mode="pooled") for k in range(4) for f in (0, 1)]
+    torch.testing.assert_close(avg, torch.stack(views).mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_orientation_averaged_latent_turns_with_the_image(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    ae, x, _ = tiny_data
+    xt = torch.as_tensor(x[:3])
+    avg = extract_features(ae, xt, mode="latent", orientations=8).reshape(3, 4, 4, 4)
+    turned = extract_features(ae, _d4(xt, 1, True), mode="latent", orientations=8)
+    # The latent map keeps its place in the field: turning the image turns the averaged map.
+    torch.testing.assert_close(turned.reshape(3, 4, 4, 4), _d4(avg, 1, True), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.bad_input("lens")
+def test_orientations_bad_values(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    ae, x, _ = tiny_data
+    with pytest.raises(ValueError, match="orientations must be 1 or 8"):
+        extract_features(ae, torch.as_tensor(x[:2]), mode="pooled", orientations=4)
+    with pytest.raises(ValueError, match="square"):
+        extract_features(ae, torch.rand(2, 1, 16, 12), mode="pooled", orientations=8)
+
+
+def test_lens_trains_on_orientation_averaged_features(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    ae, x, y = tiny_data
+    lens1, _ = _train(ae, x, y, coef=5.0, feature_mode="pooled")
+    lens8, head8 = _train(ae, x, y, coef=5.0, feature_mode="pooled", orientations=8)
+    lens0, _ = _train(ae, x, y, coef=0.0, feature_mode="pooled", orientations=8)
+    # The classification gradient through the averaged features reaches the lens, and differs
+    # from the one through single-orientation features.
+    assert (_flat(lens8) - _flat(lens0)).abs().max() > 1e-5
+    assert (_flat(lens8) - _flat(lens1)).abs().max() > 1e-5
+    p = predict_proba(ae, head8, x[:5], lens=lens8, feature_mode="pooled", orientations=8)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)

@@ -127,12 +127,23 @@ def test_cli_lens(tiny_manifest: pd.DataFrame, weights: Path, tmp_path: Path) ->
         [
             "lens", str(manifest), "--weights", str(weights), "--out", str(tmp_path / "out"),
             "--config", str(cfg), "--seed", "0", "--coef", "-1", "--epochs", "1",
-            "--image-size", "16", "--last-n", "1", "--no-progress",
+            "--image-size", "16", "--last-n", "1", "--orientations", "8", "--no-progress",
         ],
     )  # fmt: skip
     assert ok.exit_code == 0, ok.output
     res = pd.read_csv(tmp_path / "out" / "lens_results.csv")
     assert res["coef"].tolist() == [-1.0]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["config"]["orientations"] == 8
+    four = runner.invoke(
+        app,
+        [
+            "lens", str(manifest), "--weights", str(weights), "--out", str(tmp_path / "o4"),
+            "--orientations", "4", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert four.exit_code != 0 and "orientations" in four.output
+    assert not (tmp_path / "o4" / "lens_results.csv").exists()
 
 
 def test_warning_when_reconstructions_lose_the_signal() -> None:

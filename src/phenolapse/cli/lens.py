@@ -54,6 +54,10 @@ def register(app: typer.Typer) -> None:
         init: Annotated[
             str | None, typer.Option(help="Lens init: 'extractor' or 'random'.")
         ] = None,
+        orientations: Annotated[
+            int | None,
+            typer.Option(help="1, or 8: average features over rotations and mirror images."),
+        ] = None,
         device: Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda.")] = None,
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ) -> None:
@@ -71,6 +75,7 @@ def register(app: typer.Typer) -> None:
                 "last_n_timepoints": last_n,
                 "detach_classification": detach_classification,
                 "init": init,
+                "orientations": orientations,
                 "device": device,
             }
             data.update({k: v for k, v in updates.items() if v is not None})

@@ -46,6 +46,11 @@ class LensConfig(BaseModel):
     feature_mode
         ``latent``: flattened latent (the reference head, 4 * H/4 * W/4 inputs); ``pooled``: mean
         and max of every encoder activation channel (456 inputs).
+    orientations
+        ``1`` (the reference): features of each image as it is. ``8``: features averaged over the
+        image's 4 rotations and their mirror images, for every head, the lens and the attribution
+        maps. Cells lie at random angles, so this removes noise that says nothing about the drug;
+        it costs 8 times the feature extraction.
     test_fraction
         Fraction of each class's wells held out for evaluation (at least one well per class).
     classical_baseline
@@ -99,6 +104,7 @@ class LensConfig(BaseModel):
     init: Literal["extractor", "random"] = "extractor"
     head_init: Literal["reconstruction", "plain", "random"] = "reconstruction"
     feature_mode: Literal["latent", "pooled"] = "latent"
+    orientations: Literal[1, 8] = 1
     lens_lr: float = Field(default=5e-4, gt=0)
     head_lr: float = Field(default=1e-3, gt=0)
     head_weight_decay: float = Field(default=1e-4, ge=0)

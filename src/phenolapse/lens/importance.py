@@ -115,6 +115,7 @@ def integrated_gradients(
     *,
     lens: ConvAE | None = None,
     feature_mode: FeatureMode = "latent",
+    orientations: int = 1,
     steps: int = 16,
 ) -> np.ndarray:
     """Integrated-gradients attribution of the true class: ``|IG|`` summed over channels, (n, H, W).
@@ -126,7 +127,8 @@ def integrated_gradients(
     def forward(x: torch.Tensor) -> torch.Tensor:
         if lens is not None:
             x = lens(x)
-        out: torch.Tensor = head(extract_features(extractor, x, mode=feature_mode))
+        feats = extract_features(extractor, x, mode=feature_mode, orientations=orientations)
+        out: torch.Tensor = head(feats)
         return out
 
     x = torch.as_tensor(np.asarray(images, dtype=np.float32)).clone().requires_grad_(True)

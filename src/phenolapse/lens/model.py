@@ -30,20 +30,52 @@ from phenolapse.models.convae import (
 FeatureMode = ConvAEFeatures
 
 
+ORIENTATIONS = (1, 8)
+"""Allowed ``orientations``: the image as it is, or the mean over its 8 rotations and flips."""
+
+
+def _dihedral(x: torch.Tensor) -> torch.Tensor:
+    """The 8 rotations/flips of a batch ``(B, C, S, S)`` stacked along the batch: ``(8B, C, S, S)``."""
+    views = []
+    for k in range(4):
+        r = torch.rot90(x, k, (-2, -1))
+        views += [r, r.flip(-1)]
+    return torch.cat(views)
+
+
+def _undo_dihedral(z: torch.Tensor) -> torch.Tensor:
+    """Map each of the 8 blocks of a ``(8B, C, H, W)`` output back to the original orientation."""
+    blocks = z.chunk(8)
+    return torch.cat(
+        [torch.rot90(b.flip(-1) if i % 2 else b, -(i // 2), (-2, -1)) for i, b in enumerate(blocks)]
+    )
+
+
 def extract_features(
-    model: ConvAE, x: torch.Tensor, *, mode: FeatureMode = "latent"
+    model: ConvAE, x: torch.Tensor, *, mode: FeatureMode = "latent", orientations: int = 1
 ) -> torch.Tensor:
     """Features of images ``x`` from ``model``'s encoder (differentiable).
 
     ``latent``: the flattened latent (the reference); ``pooled``: mean and max over space of each
     ReLU activation and of the latent (2 * (128 + 64 + 32 + 4) = 456 numbers), which does not
-    depend on the image size.
+    depend on the image size. ``orientations=8`` averages the features over the image's 4
+    rotations and their mirror images (latent maps are turned back before averaging), so the
+    features no longer depend on how cells happen to be oriented; images must be square.
     """
-    if mode == "latent":
-        return model.features(x)
-    if mode != "pooled":
+    if mode not in ("latent", "pooled"):
         raise ValueError(f"feature mode must be 'latent' or 'pooled', got {mode!r}")
-    return model.pooled_features(x)
+    if orientations not in ORIENTATIONS:
+        raise ValueError(f"orientations must be 1 or 8, got {orientations!r}")
+    if orientations == 1:
+        return model.features(x) if mode == "latent" else model.pooled_features(x)
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"orientations=8 needs square images, got {tuple(x.shape[-2:])}")
+    n = x.shape[0]
+    views = _dihedral(x)
+    if mode == "pooled":
+        return model.pooled_features(views).reshape(8, n, -1).mean(0)
+    latent = _undo_dihedral(model.encode(views))
+    return latent.reshape(8, n, -1).mean(0)
 
 
 def n_features(model: ConvAE, image_size: int, *, mode: FeatureMode = "latent") -> int:
@@ -123,6 +155,7 @@ def lens_losses(
     coef: float,
     detach: bool = False,
     feature_mode: FeatureMode = "latent",
+    orientations: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(total, bce, ce, logits)`` of one batch.
 
@@ -131,7 +164,7 @@ def lens_losses(
     """
     recon = lens(x)
     bce = F.binary_cross_entropy(recon, x)
-    feats = extract_features(extractor, recon, mode=feature_mode)
+    feats = extract_features(extractor, recon, mode=feature_mode, orientations=orientations)
     logits_detached = head(feats.detach())
     ce_detached = F.cross_entropy(logits_detached, y)
     if detach or coef == 0:
@@ -167,6 +200,7 @@ def train_lens(
     detach: bool = False,
     init: str = "extractor",
     feature_mode: FeatureMode = "latent",
+    orientations: int = 1,
     epochs: int = 3,
     lens_lr: float = 5e-4,
     head_lr: float = 1e-3,
@@ -222,7 +256,15 @@ def train_lens(
             t = torch.as_tensor(idx)
             x, y = x_all[t].to(device), y_all[t].to(device)
             total, bce, ce, _ = lens_losses(
-                lens, extractor, head, x, y, coef=coef, detach=detach, feature_mode=feature_mode
+                lens,
+                extractor,
+                head,
+                x,
+                y,
+                coef=coef,
+                detach=detach,
+                feature_mode=feature_mode,
+                orientations=orientations,
             )
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -288,6 +330,7 @@ def predict_proba(
     *,
     lens: ConvAE | None = None,
     feature_mode: FeatureMode = "latent",
+    orientations: int = 1,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
@@ -296,6 +339,7 @@ def predict_proba(
     def fn(x: torch.Tensor) -> torch.Tensor:
         if lens is not None:
             x = lens(x)
-        return torch.softmax(head(extract_features(extractor, x, mode=feature_mode)), dim=1)
+        feats = extract_features(extractor, x, mode=feature_mode, orientations=orientations)
+        return torch.softmax(head(feats), dim=1)
 
     return batched(fn, images, batch_size=batch_size, device=device)

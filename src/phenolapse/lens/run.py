@@ -194,8 +194,9 @@ def run_lens(
     cell_lines = meta["cell_line"].astype(str).to_numpy()[row_of]
     extractor = ae.to(device)
     mode = config.feature_mode
+    turns = config.orientations
     feats = batched(
-        lambda x: extract_features(extractor, x, mode=mode),
+        lambda x: extract_features(extractor, x, mode=mode, orientations=turns),
         images,
         batch_size=config.batch_size,
         device=device,
@@ -204,7 +205,7 @@ def run_lens(
     recon_feats: np.ndarray | None = None
     if config.head_init == "reconstruction":
         recon_feats = batched(
-            lambda x: extract_features(extractor, extractor(x), mode=mode),
+            lambda x: extract_features(extractor, extractor(x), mode=mode, orientations=turns),
             images,
             batch_size=config.batch_size,
             device=device,
@@ -265,6 +266,7 @@ def run_lens(
                 detach=config.detach_classification,
                 init=config.init,
                 feature_mode=mode,
+                orientations=turns,
                 epochs=config.epochs,
                 lens_lr=config.lens_lr,
                 head_lr=config.head_lr,
@@ -274,7 +276,13 @@ def run_lens(
                 progress=config.progress,
             )
             lens_proba = predict_proba(
-                extractor, head, images[test_idx], lens=lens, feature_mode=mode, device=device
+                extractor,
+                head,
+                images[test_idx],
+                lens=lens,
+                feature_mode=mode,
+                orientations=turns,
+                device=device,
             )
             cm_lens[coef] += confusion_matrix(y_test, lens_proba.argmax(1), n_cls)
             lens_eval = evaluate_topk(lens_proba, y_test, cell_lines[test_idx])
@@ -426,6 +434,7 @@ def _importance(
             y[test_idx][sel],
             lens=lens,
             feature_mode=config.feature_mode,
+            orientations=config.orientations,
             steps=config.ig_steps,
         )
     for j, (_, row) in enumerate(chosen.iterrows()):
