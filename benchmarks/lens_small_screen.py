@@ -117,6 +117,39 @@ def adapt_convae(
     return train(manifest, out=out, config=cfg).model_path
 
 
+def class_groups(truth: pd.DataFrame, classes: list[str]) -> dict[str, list[str]]:
+    """The classes split by the simulator's truth at each drug's top concentration.
+
+    ``signature``: drugs that draw a morphological signature there; ``control_like``: the
+    controls and the drugs that draw none (they look alike by construction).
+    """
+    top = truth[truth["role"] == "treatment"]
+    top = top[top["concentration_um"] == top.groupby("drug")["concentration_um"].transform("max")]
+    drawn = set(top.loc[top["signature"] != "none", "drug"].astype(str))
+    return {
+        "signature": [c for c in classes if c in drawn],
+        "control_like": [c for c in classes if c not in drawn],
+    }
+
+
+def per_group_recall(per_class: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Mean per-class recall (top-1, top-3) of each group, per seed: plain, lens and classical."""
+    rows = []
+    cols = [
+        "top1_plain",
+        "top3_plain",
+        "top1_lens",
+        "top3_lens",
+        "top1_classical",
+        "top3_classical",
+    ]
+    for name, members in groups.items():
+        sub = per_class[per_class["class"].isin(members)]
+        for seed, g in sub.groupby("seed"):
+            rows.append({"group": name, "seed": seed, "n_classes": len(members), **g[cols].mean()})
+    return pd.DataFrame(rows)
+
+
 def _units(results: pd.DataFrame) -> pd.DataFrame:
     """Seed x cell-line rows (the units of the paired tests), sorted."""
     sub = results[results["cell_line"] != "pooled"]
@@ -222,6 +255,20 @@ def main() -> None:
             tests[f"adapted_vs_classical_{k}"] = paired_test(
                 units[f"{k}_classical"].to_numpy(), ad_units[k].to_numpy()
             )
+    groups = class_groups(pd.read_csv(screen_dir / "truth.csv"), result.classes)
+    by_group = per_group_recall(result.per_class, groups)
+    group_means = by_group.groupby("group").mean(numeric_only=True).drop(columns="seed")
+    print("\nmean per-class recall by class group (simulator truth), mean over seeds:")
+    for name, members in groups.items():
+        print(f"  {name}: {', '.join(members)}")
+    print(group_means.round(3).to_string())
+    # units of this test: seed x signature class (per-class recall of the pooled test images)
+    sig = result.per_class[result.per_class["class"].isin(groups["signature"])]
+    sig = sig.sort_values(["seed", "class"])
+    for k in ("top1", "top3"):
+        tests[f"signature_classes_plain_vs_classical_{k}"] = paired_test(
+            sig[f"{k}_classical"].to_numpy(), sig[f"{k}_plain"].to_numpy()
+        )
     print("\npaired tests over seeds x cell lines (difference = second - first):")
     for name, t in tests.items():
         print(
@@ -242,6 +289,10 @@ def main() -> None:
         "top3_plain_minus_classical": means["top3_plain"] - means["top3_classical"],
         "top3_lens_minus_plain": means["top3_lens"] - means["top3_plain"],
         "top3_lens_minus_reconstruction": means["top3_lens"] - means["top3_recon"],
+        "class_groups": groups,
+        "class_group_recall": {
+            str(g): {str(k): float(v) for k, v in row.items()} for g, row in group_means.iterrows()
+        },
         "paired_tests": tests,
         "seconds": seconds,
         "threads": args.threads,

@@ -73,6 +73,8 @@ def test_run_lens_on_tiny_screen(
         w = pc["n_images"] / pc["n_images"].sum()
         assert float((w * pc["top1_plain"]).sum()) == pytest.approx(pooled["top1_plain"])
         assert float((w * pc["top3_lens"]).sum()) == pytest.approx(pooled["top3_lens"])
+        assert float((w * pc["top1_classical"]).sum()) == pytest.approx(pooled["top1_classical"])
+        assert float((w * pc["top3_classical"]).sum()) == pytest.approx(pooled["top3_classical"])
         assert pc["n_images"].sum() == pooled["n_test"]
     cm = pd.read_csv(out / "confusion_matrix.csv").set_index("true")
     assert list(cm.columns) == result.classes

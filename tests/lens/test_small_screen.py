@@ -1,13 +1,14 @@
-"""Held-out drug classification on the ``small`` simulated screen (slow; about 10 minutes on a CPU).
+"""Held-out drug classification on the ``small`` simulated screen (slow; about 15 minutes on a CPU).
 
-Every drug of the simulator draws a known morphological signature, so the frozen extractor's
-features must classify held-out wells well above chance; against classical intensity/texture
-features of the same images, splits and head they are on par on top-3. Settings as in
-``benchmarks/lens_small_screen.py``: 128-px tiles resized to 64 px (the 2x downscale the
-published weights were trained at; at 4x the cells are about 6 px and their signatures vanish),
-pooled features, a well-fitted head (200 epochs) for both feature sets. The lens's effect is
-measured over three seeds against the plain head and the head on the autoencoder's
-reconstructions (its starting point), and recorded whatever its sign.
+Every drug of the simulator with a growth or morphology effect draws a known morphological
+signature, so the frozen extractor's features must classify held-out wells well above chance and
+at least as well as classical intensity/texture features of the same images, splits and head.
+Settings as in ``benchmarks/lens_small_screen.py``: 128-px tiles resized to 64 px (the 2x
+downscale the published weights were trained at; at 4x the cells are about 6 px and their
+signatures vanish), pooled features averaged over the 8 rotations and mirror images of each tile,
+a well-fitted head (200 epochs) for both feature sets. The lens's effect is measured over three
+seeds against the plain head and the head on the autoencoder's reconstructions (its starting
+point), and recorded whatever its sign.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def test_small_screen_lens(tmp_path: Path, shared_data: Path) -> None:
         {
             "preprocess": {"crop_size": 128, "image_size": 64, "mode": "tile"},
             "feature_mode": "pooled",
+            "orientations": 8,
             "last_n_timepoints": 8,
             "coefs": [1.0],
             "seeds": [0, 1, 2],
@@ -53,10 +55,13 @@ def test_small_screen_lens(tmp_path: Path, shared_data: Path) -> None:
     chance3 = result.summary["chance_top3"]
     assert pooled["top3_plain"].mean() > chance3 + 0.2
     means = pooled.mean(numeric_only=True)
-    # Measured (3 seeds): top-3 plain 0.884, classical 0.881, reconstruction 0.854, lens 0.818;
-    # top-1 plain 0.562, classical 0.606. Pooled ConvAE features match classical ones on top-3
-    # (not clearly above), and the lens costs accuracy: it starts from a lossy reconstruction.
-    assert abs(means["top3_plain"] - means["top3_classical"]) < 0.04
+    # Measured (3 seeds): top-3 plain 0.895, classical 0.881, reconstruction 0.878, lens 0.790;
+    # top-1 plain 0.608, classical 0.606. The orientation-averaged ConvAE features are above
+    # classical ones on top-3 on every seed but by little (+0.013, about 10 of 800 test tiles):
+    # most of the remaining errors are control-like classes (controls and an inert drug) that
+    # look alike by construction. The lens costs accuracy: it starts from a lossy reconstruction.
+    assert means["top3_plain"] > means["top3_classical"]
+    assert means["top1_plain"] >= means["top1_classical"] - 0.01
     assert means["top3_reconstruction"] < means["top3_plain"]
     assert means["top3_lens"] < means["top3_plain"]
     assert len(result.tests) == 2 and result.tests["n_pairs"].min() >= 3

@@ -240,9 +240,11 @@ def run_lens(
         plain_eval = evaluate_topk(plain_proba, y_test, cell_lines[test_idx])
         pc_plain = per_class_accuracy(plain_proba, y_test, classes)
         base_eval = None
+        pc_base: pd.DataFrame | None = None
         if classical is not None:
             _, base_proba = fit_head_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
             base_eval = evaluate_topk(base_proba, y_test, cell_lines[test_idx])
+            pc_base = per_class_accuracy(base_proba, y_test, classes)
         recon_eval = None
         head0 = plain
         if recon_feats is not None:
@@ -312,14 +314,16 @@ def run_lens(
                     }
                 )
             pc_lens = per_class_accuracy(lens_proba, y_test, classes)
-            class_frames.append(
-                pc_plain.rename(columns={"top1": "top1_plain", "top3": "top3_plain"}).assign(
-                    seed=seed,
-                    coef=coef,
-                    top1_lens=pc_lens["top1"].to_numpy(),
-                    top3_lens=pc_lens["top3"].to_numpy(),
-                )
+            frame = pc_plain.rename(columns={"top1": "top1_plain", "top3": "top3_plain"}).assign(
+                seed=seed,
+                coef=coef,
+                top1_lens=pc_lens["top1"].to_numpy(),
+                top3_lens=pc_lens["top3"].to_numpy(),
             )
+            if pc_base is not None:
+                frame["top1_classical"] = pc_base["top1"].to_numpy()
+                frame["top3_classical"] = pc_base["top3"].to_numpy()
+            class_frames.append(frame)
             if not kept or (kept["coef"] == 0 and coef != 0 and kept["seed"] == seed):
                 kept = {
                     "seed": seed,
@@ -333,9 +337,11 @@ def run_lens(
                 }
     results = pd.DataFrame(result_rows)
     per_class = pd.concat(class_frames, ignore_index=True)
-    per_class = per_class[
-        ["seed", "coef", "class", "n_images", "top1_plain", "top1_lens", "top3_plain", "top3_lens"]
-    ]
+    per_class_columns = ["seed", "coef", "class", "n_images"]
+    per_class_columns += ["top1_plain", "top1_lens", "top3_plain", "top3_lens"]
+    if classical is not None:
+        per_class_columns += ["top1_classical", "top3_classical"]
+    per_class = per_class[per_class_columns]
     tests = _paired_tests(results)
     examples, overlap = _importance(
         kept, meta, images, row_of, crop, y, classes, control_classes, extractor, ae, config, out
