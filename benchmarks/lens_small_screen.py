@@ -17,7 +17,7 @@ a signature and of the control-like classes (controls and drugs without one, whi
 construction; from the simulator's ``truth.csv``), and as the last line one JSON object.
 
 Usage: ``python benchmarks/lens_small_screen.py [--work DIR] [--threads 2]``; about 16 minutes
-on two CPU cores (6 without orientation averaging).
+on two CPU cores (6 with ``--orientations 1``, no orientation averaging).
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ PUBLISHED = (
 )
 
 
-def lens_config(*, seeds: list[int], max_train_images: int, epochs: int) -> LensConfig:
+def lens_config(
+    *, seeds: list[int], max_train_images: int, epochs: int, orientations: int = 8
+) -> LensConfig:
     """The lens settings of this benchmark (and of the slow test on the same screen)."""
     return LensConfig.model_validate(
         {
             "preprocess": {"crop_size": 128, "image_size": 64, "mode": "tile"},
             "feature_mode": "pooled",
-            "orientations": 8,
+            "orientations": orientations,
             "last_n_timepoints": 8,
             "coefs": [1.0],
             "seeds": seeds,
@@ -170,6 +172,7 @@ def main() -> None:
     ap.add_argument("--no-adapt", action="store_true", help="skip the adapted ConvAE column")
     ap.add_argument("--max-train-images", type=int, default=500, help="lens training tiles")
     ap.add_argument("--lens-epochs", type=int, default=1)
+    ap.add_argument("--orientations", type=int, choices=(1, 8), default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -191,7 +194,10 @@ def main() -> None:
     seconds["simulate"] = time.perf_counter() - t0
 
     config = lens_config(
-        seeds=args.seeds, max_train_images=args.max_train_images, epochs=args.lens_epochs
+        seeds=args.seeds,
+        max_train_images=args.max_train_images,
+        epochs=args.lens_epochs,
+        orientations=args.orientations,
     )
     adapted: pd.DataFrame | None = None
     if not args.no_adapt:
