@@ -55,6 +55,7 @@ def lens_config(
             "last_n_timepoints": 8,
             "coefs": [1.0],
             "seeds": seeds,
+            "lens_lr": 5e-5,
             "epochs": epochs,
             "head_epochs": 200,
             "max_train_images": max_train_images,

@@ -37,6 +37,7 @@ def test_small_screen_lens(tmp_path: Path, shared_data: Path) -> None:
             "last_n_timepoints": 8,
             "coefs": [1.0],
             "seeds": [0, 1, 2],
+            "lens_lr": 5e-5,
             "epochs": 1,
             "head_epochs": 200,
             "max_train_images": 500,
