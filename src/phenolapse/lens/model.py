@@ -223,6 +223,8 @@ def train_lens(
         lambda of the loss; > 0 regularised, < 0 adversarial, 0 plain reconstruction.
     detach
         Reference behaviour: no classification gradient reaches the lens.
+    feature_mode, orientations
+        How ``F`` turns the lens output into features (:func:`extract_features`).
 
     Returns
     -------
