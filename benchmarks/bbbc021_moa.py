@@ -194,10 +194,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     pred = {k: np.full(len(y), -1) for k in names}
     seconds = dict.fromkeys(names, 0.0)
     fold_scores: dict[str, list[float]] = {k: [] for k in names}
+    counts = intensities(images, args.intensity)
     for fold, (tr, te) in enumerate(cv.split(images, y, groups=field)):
         if len(np.unique(y[tr])) < len(classes):
             sys.exit(f"error: fold {fold}: a class has no training fields; use fewer --folds")
-        counts = intensities(images, args.intensity)
         low = np.percentile(counts[tr], args.percentiles[0], axis=(0, 1, 2)).astype(np.float32)
         high = np.percentile(counts[tr], args.percentiles[1], axis=(0, 1, 2)).astype(np.float32)
         s01 = scale(counts, low, high)
