@@ -13,39 +13,29 @@ point), and recorded whatever its sign.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 
 @pytest.mark.slow
-def test_small_screen_lens(tmp_path: Path, shared_data: Path) -> None:
+def test_small_screen_lens(
+    tmp_path: Path, shared_data: Path, benchmark_script: Callable[[str], ModuleType]
+) -> None:
     import torch
 
     from phenolapse.data.manifest import build_manifest
     from phenolapse.data.simulator import simulate_screen
-    from phenolapse.lens import LensConfig, run_lens
+    from phenolapse.lens import run_lens
 
     torch.set_num_threads(2)
     screen = simulate_screen(tmp_path / "small", preset="small", seed=0, progress=False)
     manifest = build_manifest(screen.images_dir, platemap=screen.platemap_path, progress=False)
-    config = LensConfig.model_validate(
-        {
-            "preprocess": {"crop_size": 128, "image_size": 64, "mode": "tile"},
-            "feature_mode": "pooled",
-            "orientations": 8,
-            "last_n_timepoints": 8,
-            "coefs": [1.0],
-            "seeds": [0, 1, 2],
-            "lens_lr": 5e-5,
-            "epochs": 1,
-            "head_epochs": 200,
-            "max_train_images": 500,
-            "importance_examples": 3,
-            "ig_steps": 8,
-            "progress": False,
-        }
-    )
+    # one setting for the benchmark and this test: the benchmark's own
+    bench = benchmark_script("lens_small_screen")
+    config = bench.lens_config(seeds=[0, 1, 2], max_train_images=500, epochs=1)
     result = run_lens(
         manifest,
         weights=shared_data / "pheno-ml" / "trained_model.torch",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -197,16 +199,13 @@ def test_empty_profiles() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_recovery_on_small_preset(seed: int, tmp_path: Path) -> None:
+def test_recovery_on_small_preset(
+    seed: int, tmp_path: Path, benchmark_script: Callable[[str], ModuleType]
+) -> None:
     """Issue requirement: accuracy >= 0.85 and macro-F1 >= 0.8 on the ``small`` preset."""
     import argparse
-    import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "temporal_recovery.py"
-    spec = importlib.util.spec_from_file_location("temporal_recovery", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("temporal_recovery")
     args = argparse.Namespace(preset="small", features="classical", epochs=5, device="auto")
     row = bench.run_seed(seed, args, tmp_path)
     print(row)
