@@ -112,18 +112,79 @@ def read_yaml_mapping(path: str | os.PathLike[str], *, what: str = "configuratio
 
     target = Path(path)
     try:
+        size = target.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"{target}: {size} bytes is too large for a {what} (at most {MAX_YAML_BYTES})"
+            )
         data = yaml.safe_load(target.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{target}: cannot read the {what} ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{target}: not valid YAML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{target}: not UTF-8 text; save the {what} as UTF-8") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{target}: the {what} must be a YAML mapping, got {type(data).__name__}"
         )
+    check_yaml_size(data, source=str(target))
     return data
+
+
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000
+
+
+def check_yaml_size(data: Any, *, source: str, limit: int = MAX_YAML_VALUES) -> None:
+    """Refuse a loaded YAML document that expands to more than ``limit`` values.
+
+    YAML aliases (``*name``) share one object, so a few lines can describe a document of billions
+    of values that exhausts memory once copied or serialised; a self-referencing alias never ends.
+    The count follows the aliases as a reader would, without expanding them. Raises
+    :class:`~phenolapse.errors.ConfigError` naming the first key where the limit is passed.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def count(node: Any, key: str) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        ident = id(node)
+        if ident in sizes:
+            return sizes[ident]
+        if ident in active:
+            raise ConfigError(f"{source}: {key or 'the document'} refers to itself (YAML alias loop)")
+        active.add(ident)
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1
+        for k, v in items:
+            total += count(v, f"{key}.{k}" if key else str(k))
+            if total > limit:
+                raise ConfigError(
+                    f"{source}: {key or 'the document'} expands to more than {limit} values "
+                    "(YAML anchors and aliases repeated); write the values out plainly"
+                )
+        active.discard(ident)
+        sizes[ident] = total
+        return total
+
+    count(data, "")
+
+
+def show_progress(requested: bool | None = None) -> bool:
+    """Whether to draw progress bars: as ``requested``, else only when stderr is a terminal.
+
+    Bars redraw in place on a terminal; written into a log file every redraw becomes a line.
+    """
+    import sys
+
+    if requested is not None:
+        return requested
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _pid_alive(pid: int) -> bool:

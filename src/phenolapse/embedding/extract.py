@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 PROFILES_NAME = "profiles.parquet"
 
 
+class StoreMismatchError(FeatureTableError):
+    """An existing feature store was made from other images, weights or preprocessing."""
+
+
 # ----------------------------------------------------------------------------------------------
 # inputs
 
@@ -436,7 +440,7 @@ def prepare_store(
         old = store.attrs.get("fingerprint")
         if old != fingerprint:
             what = [k for k in fingerprint if (old or {}).get(k) != fingerprint[k]]
-            raise FeatureTableError(
+            raise StoreMismatchError(
                 f"{store_path}: holds features made with a different {', '.join(what)}; "
                 f"write to another output folder or pass overwrite=True (--overwrite)"
             )
@@ -448,10 +452,11 @@ def prepare_store(
                 if len(stored) != len(current)
                 else f"row {int(np.flatnonzero(stored != current)[0])} differs"
             )
-            raise FeatureTableError(
+            raise StoreMismatchError(
                 f"{store_path}: holds features of another manifest ({diff}); write to another "
                 f"output folder or pass overwrite=True (--overwrite)"
             )
+        _refresh_metadata(store, manifest)
         return np.flatnonzero(~store.done_mask())
     ranges = plate_intensity_ranges(manifest, config.preprocess)
     create_store(
@@ -468,6 +473,22 @@ def prepare_store(
         },
     )
     return np.arange(len(manifest))
+
+
+def _refresh_metadata(store: FeatureStore, manifest: pd.DataFrame) -> None:
+    """Store the current manifest's rows: features are kept by image, labels come from the manifest.
+
+    A corrected plate map changes drug, concentration, role or time of images already encoded;
+    their features stay valid, their metadata must not.
+    """
+    from phenolapse.embedding.store import METADATA_NAME
+    from phenolapse.io_utils import write_parquet
+
+    meta = manifest.reset_index(drop=True).copy()
+    meta.attrs = {}
+    if not meta.equals(store.metadata()):
+        write_parquet(meta, store.path / METADATA_NAME, kind="features_metadata")
+        log.info("%s: metadata updated from the current manifest", store.path)
 
 
 def finish(

@@ -22,7 +22,7 @@ from phenolapse.comparison.run import CompareConfig
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.embedding.config import EmbedConfig
 from phenolapse.errors import ConfigError
-from phenolapse.io_utils import atomic_write, read_yaml_mapping
+from phenolapse.io_utils import atomic_write, check_yaml_size, read_yaml_mapping
 from phenolapse.lens.config import LensConfig
 from phenolapse.temporal.config import TemporalConfig
 from phenolapse.training.config import TrainConfig
@@ -46,6 +46,27 @@ class SimulateSpec(BaseModel):
     preset: Literal["tiny", "small", "paper"] = "tiny"
     seed: int = 0
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> SimulateSpec:
+        """Check the overrides against the simulator's options now, not after other work."""
+        from phenolapse.data.sim.config import SimulationConfig
+
+        if "seed" in self.overrides:
+            raise ValueError("overrides.seed: set screen.simulate.seed instead")
+        try:
+            SimulationConfig.preset(self.preset, seed=self.seed, **self.overrides)
+        except ConfigError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ValidationError):
+                raise ValueError(str(exc)) from exc
+            lines = [
+                f"overrides.{'.'.join(str(p) for p in err['loc'])}: "
+                + ("unknown simulator option" if err["type"] == "extra_forbidden" else err["msg"])
+                for err in cause.errors()
+            ]
+            raise ValueError("; ".join(lines)) from exc
+        return self
 
 
 class ScreenConfig(BaseModel):
@@ -196,6 +217,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 
 def make_pipeline_config(data: dict[str, Any], *, source: str = "configuration") -> PipelineConfig:
     """Validate a mapping into a :class:`PipelineConfig`; ConfigError names each bad key."""
+    check_yaml_size(data, source=source)
     try:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as exc:

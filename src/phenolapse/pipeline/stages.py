@@ -9,11 +9,17 @@ Output folder layout::
     OUT/temporal/          distances, clusters, annotations, GR, figures
     OUT/lens/              classification with and without the lens, importance maps
     OUT/compare/           comparison.csv / .md and figures
-    OUT/report.html        everything above in one self-contained file
+    OUT/report.html        everything above in one file, figures embedded
+    OUT/report/            one page per drug (its curves and image strips), linked from report.html
+
+phenolapse writes only these paths (listed in ``OUT/.stages/written.json`` before it writes them)
+and removes only paths listed there; an output folder at ``/``, the home folder, the image folder,
+a folder above it or one inside it is refused.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,8 @@ from phenolapse.data.imageio import IMAGE_SUFFIXES
 from phenolapse.errors import ConfigError
 from phenolapse.pipeline.config import PipelineConfig
 from phenolapse.pipeline.runner import Stage, StageContext, file_fingerprint, files_fingerprint
+
+log = logging.getLogger("phenolapse.pipeline")
 
 
 def _cfg(ctx: StageContext) -> PipelineConfig:
@@ -79,7 +87,11 @@ def _weights(ctx: StageContext) -> Path:
 
 def _simulate_fp(ctx: StageContext) -> Any:
     spec = _cfg(ctx).screen.simulate
-    return spec.model_dump(mode="json") if spec else None
+    if spec is None:
+        return None
+    data = spec.model_dump(mode="json")
+    data["overrides"].pop("progress", None)
+    return data
 
 
 def _simulate_run(ctx: StageContext) -> dict[str, str]:
@@ -147,9 +159,7 @@ def _train_run(ctx: StageContext) -> dict[str, str]:
     run_dir = ctx.out_dir / "train"
     resume = bool(list_checkpoints(run_dir)) if run_dir.exists() else False
     if run_dir.exists() and not resume:
-        import shutil
-
-        shutil.rmtree(run_dir)
+        ctx.remove("train")
     result = train(
         _manifest(ctx),
         out=run_dir,
@@ -177,14 +187,19 @@ def _embed_fp(ctx: StageContext) -> Any:
 
 def _embed_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.embedding import embed_manifest
+    from phenolapse.embedding.extract import StoreMismatchError
 
     out = ctx.out_dir / "embed"
-    embed_manifest(
-        _manifest(ctx),
-        weights=_weights(ctx),
-        out=out,
-        config=_stage_config(ctx, "embed").model_copy(update={"profiles": True}),
-    )
+    manifest = _manifest(ctx)
+    config = _stage_config(ctx, "embed").model_copy(update={"profiles": True})
+    try:
+        embed_manifest(
+            manifest, weights=_weights(ctx), out=out, config=config, overwrite=ctx.forced
+        )
+    except StoreMismatchError as exc:
+        # The store is this run's own, made for other inputs: this stage's results replace it.
+        log.warning("%s; computing the features again", str(exc).split("; write to")[0])
+        embed_manifest(manifest, weights=_weights(ctx), out=out, config=config, overwrite=True)
     return {"features": "embed/features.zarr", "profiles": "embed/profiles.parquet"}
 
 
@@ -192,7 +207,7 @@ def _embed_run(ctx: StageContext) -> dict[str, str]:
 
 
 def _temporal_fp(ctx: StageContext) -> Any:
-    return _cfg(ctx).temporal.model_dump(mode="json")
+    return _config_fp(_cfg(ctx).temporal)
 
 
 def _temporal_run(ctx: StageContext) -> dict[str, str]:
@@ -251,17 +266,19 @@ def _compare_run(ctx: StageContext) -> dict[str, str]:
     specs = offline_extractor_specs(
         convae_weights=_weights(ctx), weights_dir=cfg.compare.weights_dir
     )
-    out = ctx.out_dir / "compare"
-    if out.exists() and not ctx.resume:
-        import shutil
+    from phenolapse.embedding.extract import StoreMismatchError
 
-        shutil.rmtree(out)  # derived features of other settings; an interrupted run keeps them
-    run_comparison(
-        out=out,
-        extractors=specs,
-        manifest=_manifest(ctx),
-        config=_stage_config(ctx, "compare"),
-    )
+    out = ctx.out_dir / "compare"
+    if out.exists() and (ctx.forced or not ctx.resume):
+        ctx.remove("compare")  # derived features of other settings; an interrupted run keeps them
+    manifest = _manifest(ctx)
+    config = _stage_config(ctx, "compare")
+    try:
+        run_comparison(out=out, extractors=specs, manifest=manifest, config=config)
+    except StoreMismatchError as exc:
+        log.warning("%s; computing the features again", str(exc).split("; write to")[0])
+        ctx.remove("compare")
+        run_comparison(out=out, extractors=specs, manifest=manifest, config=config)
     return {"dir": "compare", "table": "compare/comparison.csv"}
 
 
@@ -286,30 +303,46 @@ def pipeline_stages() -> list[Stage]:
         return c.screen.simulate is not None
 
     return [
-        Stage("simulate", (), _simulate_fp, _simulate_run, has_sim),
-        Stage("ingest", ("simulate",), _ingest_fp, _ingest_run),
+        Stage("simulate", (), _simulate_fp, _simulate_run, has_sim, writes=("screen",)),
+        Stage(
+            "ingest",
+            ("simulate",),
+            _ingest_fp,
+            _ingest_run,
+            writes=("manifest.parquet", "manifest.skipped.csv"),
+        ),
         Stage(
             "train",
             ("ingest",),
             _train_fp,
             _train_run,
             lambda c: c.stages.train and c.weights is None,
+            writes=("train",),
         ),
-        Stage("embed", ("ingest", "train"), _embed_fp, _embed_run),
+        Stage("embed", ("ingest", "train"), _embed_fp, _embed_run, writes=("embed",)),
         Stage(
             "temporal",
             ("embed", "ingest"),
             _temporal_fp,
             _temporal_run,
             lambda c: c.stages.temporal,
+            writes=("temporal",),
         ),
-        Stage("lens", ("ingest", "train"), _lens_fp, _lens_run, lambda c: c.stages.lens),
+        Stage(
+            "lens",
+            ("ingest", "train"),
+            _lens_fp,
+            _lens_run,
+            lambda c: c.stages.lens,
+            writes=("lens",),
+        ),
         Stage(
             "compare",
             ("embed", "ingest", "train"),
             _compare_fp,
             _compare_run,
             lambda c: c.stages.compare,
+            writes=("compare",),
         ),
         Stage(
             "report",
@@ -317,11 +350,69 @@ def pipeline_stages() -> list[Stage]:
             _report_fp,
             _report_run,
             lambda c: c.stages.report,
+            writes=("report.html", "report"),
         ),
     ]
 
 
 STAGE_NAMES = [s.name for s in pipeline_stages()]
+
+
+def check_output_dir(config: PipelineConfig) -> Path:
+    """The resolved output folder; ConfigError for ``/``, home, or a folder that meets the images.
+
+    Every stage writes images (figures as PNG); inside the image folder, or above it, the next run
+    would read them as screen images. Above the images, or at ``/`` or home, the folder holds far
+    more than this run's results.
+    """
+    out = Path(config.output_dir).expanduser().resolve()
+    what = f"output_dir {out}"
+    if out == Path(out.anchor):
+        raise ConfigError(f"{what} is the root of the file system; choose a folder of its own")
+    if out == Path.home().resolve():
+        raise ConfigError(f"{what} is your home folder; choose a folder of its own")
+    if config.screen.images_dir is not None:
+        images = Path(config.screen.images_dir).expanduser().resolve()
+        where = (
+            "is the image folder"
+            if out == images
+            else "holds the image folder"
+            if out in images.parents
+            else "is inside the image folder"
+            if images in out.parents
+            else None
+        )
+        if where is not None:
+            raise ConfigError(
+                f"{what} {where} (screen.images_dir {images}); a run writes figures that the next "
+                "run would read as images: set output_dir to a folder outside the images"
+            )
+    return out
+
+
+def optional_needs(config: PipelineConfig) -> dict[str, list[str]]:
+    """The optional modules each enabled option of ``config`` needs (see :mod:`phenolapse.extras`)."""
+    needs: dict[str, list[str]] = {}
+    if config.stages.lens and config.lens.integrated_gradients and config.lens.importance_examples:
+        needs["lens.integrated_gradients"] = ["captum"]
+    if config.stages.compare:
+        needs["stages.compare"] = ["copairs"]
+        if config.compare.embedding == "umap":
+            needs["compare.embedding: umap"] = ["umap"]
+    return needs
+
+
+def quiet_config(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with every stage's progress bars off (results do not change)."""
+    update: dict[str, Any] = {
+        name: getattr(config, name).model_copy(update={"progress": False})
+        for name in ("train", "embed", "temporal", "lens", "compare")
+    }
+    spec = config.screen.simulate
+    if spec is not None and "progress" not in spec.overrides:
+        sim = spec.model_copy(update={"overrides": {**spec.overrides, "progress": False}})
+        update["screen"] = config.screen.model_copy(update={"simulate": sim})
+    return config.model_copy(update=update)
 
 
 def run_pipeline(
@@ -330,15 +421,28 @@ def run_pipeline(
     start: str | None = None,
     until: str | None = None,
     echo: Any = print,
+    progress: bool | None = None,
 ) -> list[Any]:
-    """Run the whole analysis described by ``config`` (see module docstring for the layout)."""
+    """Run the whole analysis described by ``config`` (see module docstring for the layout).
+
+    ``progress`` draws progress bars; by default only when stderr is a terminal (in a log file a
+    line per stage step is printed instead).
+    """
+    from phenolapse.extras import require
+    from phenolapse.io_utils import show_progress
     from phenolapse.pipeline.runner import run_stages
 
-    out = Path(config.output_dir).resolve()
+    out = check_output_dir(config)
     if config.weights is None and not config.stages.train:
         raise ConfigError(
             "stages.train is off and no weights are given: the ConvAE needs one of them"
         )
+    require(
+        optional_needs(config),
+        remedy="or turn those options off in the configuration (e.g. stages.compare: false)",
+    )
+    if not show_progress(progress):
+        config = quiet_config(config)
     return run_stages(
         pipeline_stages(), out_dir=out, config=config, start=start, until=until, echo=echo
     )
