@@ -358,7 +358,7 @@ def test_zero_byte_and_corrupt_images(tmp_path: Path) -> None:
 
 @pytest.mark.bad_input("ingest")
 def test_truncated_image_found_when_verifying(tmp_path: Path) -> None:
-    good = _incucyte(tmp_path, "A1", 0)
+    good = _png(tmp_path / "C_Phase_A1_1_00d00h00m.png", size=64)
     buf = io.BytesIO()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(buf, format="PNG")

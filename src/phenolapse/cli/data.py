@@ -10,6 +10,34 @@ import typer
 from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
+INTERRUPTED = 130
+_TOLERANCE_HELP = (
+    "Images of a plate taken within this many minutes form one scan cycle (time point); "
+    "default: 30 or half the scan interval, whichever is less; 0: every distinct time."
+)
+
+
+def _interrupted(what: str) -> None:
+    """Report Ctrl-C and exit 130 (the shell's code for an interrupt)."""
+    typer.secho(f"interrupted: {what}", err=True, fg=typer.colors.YELLOW)
+    raise typer.Exit(INTERRUPTED)
+
+
+def _echo_grouping(cycles: dict[str, list[object]], *, always: bool) -> None:
+    """One line per plate whose images taken minutes apart were grouped into scan cycles."""
+    for plate, images, distinct, points, span, tol in zip(
+        *(cycles.get(k, []) for k in (
+            "plate", "images", "distinct_times", "time_points", "max_span_min", "tolerance_min"
+        )),
+        strict=True,
+    ):  # fmt: skip
+        if always or distinct != points:
+            typer.echo(
+                f"plate {plate}: {images} images at {distinct} distinct times -> {points} time "
+                f"points (scan cycles up to {span:g} min long; tolerance {tol:g} min, "
+                "--time-tolerance-min)"
+            )
+
 
 def register(app: typer.Typer) -> None:
     """Add the data commands to ``app``."""
@@ -36,9 +64,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--skip-bad", help="Leave out unusable files and list them.")
         ] = False,
         verify: Annotated[bool, typer.Option(help="Decode every image now (slow).")] = False,
+        time_tolerance_min: Annotated[
+            float | None, typer.Option(help=_TOLERANCE_HELP, min=0)
+        ] = None,
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ) -> None:
-        """Parse image file names, join the plate map, write the manifest."""
+        """Parse image file names, join the plate map, write the manifest (Parquet)."""
         from phenolapse.data.manifest import (
             build_manifest,
             skipped_table,
@@ -49,6 +80,11 @@ def register(app: typer.Typer) -> None:
 
         if out.is_dir():
             fail(f"{out} is a folder; give the manifest file, e.g. {out / 'manifest.parquet'}")
+        if out.suffix.lower() not in (".parquet", ".pq"):
+            fail(
+                f"--out {out}: the manifest is written as Parquet, so the file name must end in "
+                f".parquet (e.g. {out.with_suffix('.parquet')}); nothing was written"
+            )
         try:
             df = build_manifest(
                 images_dir,
@@ -57,6 +93,7 @@ def register(app: typer.Typer) -> None:
                 pattern=pattern,
                 on_error="skip" if skip_bad else "raise",
                 verify_images=verify,
+                time_tolerance_min=time_tolerance_min,
                 progress=progress,
             )
             skipped = skipped_table(df)
@@ -65,6 +102,14 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         except OSError as exc:
             fail_os(exc, out, "the manifest")
+        except KeyboardInterrupt:
+            _interrupted(
+                f"{out} was not written (an earlier manifest there is unchanged); "
+                "rerun the same command to build it"
+            )
+        for warning in df.attrs.get("warnings", []):
+            typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+        _echo_grouping(df.attrs.get("scan_cycles") or {}, always=False)
         typer.echo(summarize_manifest(df).to_string(index=False))
         typer.echo(f"wrote {out} ({len(df)} images)")
         report = out.with_name(out.stem + ".skipped.csv")
@@ -87,6 +132,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Drug addition time (hours or ISO).")
         ] = None,
         pattern: Annotated[str | None, typer.Option(help="Naming regular expression.")] = None,
+        time_tolerance_min: Annotated[
+            float | None, typer.Option(help=_TOLERANCE_HELP, min=0)
+        ] = None,
         decode: Annotated[bool, typer.Option(help="Decode every image.")] = True,
         out: Annotated[
             Path | None, typer.Option(help="Write the problems table to this CSV.")
@@ -105,11 +153,14 @@ def register(app: typer.Typer) -> None:
                 platemap=platemap,
                 time_zero=time_zero,
                 pattern=pattern,
+                time_tolerance_min=time_tolerance_min,
                 decode=decode,
                 progress=progress,
             )
         except PhenolapseError as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            _interrupted("nothing was written; rerun the same command to check again")
         if not report.wells.empty:
             summary = report.wells.groupby(["cell_line", "plate"]).agg(
                 wells=("well", "size"),
@@ -120,6 +171,17 @@ def register(app: typer.Typer) -> None:
             typer.echo(summary.reset_index().to_string(index=False))
         for shape, n in report.shapes.items():
             typer.echo(f"{n} images of {shape}")
+        plates = report.plates
+        if not plates.empty:
+            _echo_grouping({c: plates[c].tolist() for c in plates.columns}, always=True)
+            if "pixel_type" in plates.columns:
+                for r in plates.itertuples(index=False):
+                    typer.echo(
+                        f"plate {r.plate}: {r.pixel_type} pixels, values "
+                        f"{r.min_value:g}..{r.max_value:g}"
+                    )
+        for r in report.warnings.itertuples(index=False):
+            typer.secho(f"warning: [{r.kind}] {r.where}: {r.detail}", err=True, fg="yellow")
         if out is not None:
             try:
                 write_csv(report.problems, out)

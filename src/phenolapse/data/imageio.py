@@ -9,18 +9,77 @@ erase real differences in brightness between wells. Resizing is antialiased bili
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from phenolapse.errors import ImageReadError
 
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg"})
+MAX_PIXELS = 2 * int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+"""Largest frame read (pixels, about 179 million): bigger files are refused, never decoded."""
+
+_SPLIT_FRAMES = (
+    "split stitched frames into fields or tiles of at most a few thousand pixels a side "
+    "(one file each)"
+)
+_PIL_BITS = {"1": "8-bit", "L": "8-bit", "P": "8-bit", "LA": "8-bit", "RGB": "8-bit",
+             "RGBA": "8-bit", "CMYK": "8-bit", "YCbCr": "8-bit", "I": "32-bit integer",
+             "F": "32-bit float"}  # fmt: skip
+_PIL_CHANNELS = {"RGB": 3, "RGBA": 3, "YCbCr": 3}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without decoding the pixels."""
+
+    width: int
+    height: int
+    bits: str
+    channels: int
+
+    def describe(self) -> str:
+        """E.g. ``640x480 px, 8-bit grayscale``."""
+        kind = "grayscale" if self.channels == 1 else f"{self.channels}-channel (colour)"
+        return f"{self.width}x{self.height} px, {self.bits} {kind}"
+
+
+def _too_large(path: Path, pixels: int) -> ImageReadError:
+    return ImageReadError(
+        f"{path}: a frame of {pixels / 1e6:.0f} million pixels, more than the "
+        f"{MAX_PIXELS / 1e6:.0f} million phenolapse reads; {_SPLIT_FRAMES}"
+    )
+
+
+def read_header(path: str | Path) -> ImageHeader:
+    """Frame size, bit depth and channels from the file header (cheap: pixels are not decoded).
+
+    Raises
+    ------
+    ImageReadError
+        For frames larger than :data:`MAX_PIXELS`.
+    OSError, ValueError
+        When the header cannot be read (not an image).
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            mode = im.mode
+    except Image.DecompressionBombError as exc:
+        found = [int(n) for n in re.findall(r"\((\d+) pixels\)", str(exc))]
+        raise _too_large(path, found[0] if found else MAX_PIXELS + 1) from exc
+    if w * h > MAX_PIXELS:
+        raise _too_large(path, w * h)
+    bits = "16-bit" if mode.startswith("I;16") else _PIL_BITS.get(mode, mode)
+    return ImageHeader(w, h, bits, _PIL_CHANNELS.get(mode, 1))
 
 
 class PreprocessConfig(BaseModel):
@@ -89,9 +148,11 @@ def read_raw(path: str | Path) -> np.ndarray:
         else:
             with Image.open(path) as im:
                 im.load()
-                arr = _pil_to_array(im)
+                arr = _gray_if_equal(_pil_to_array(im))
     except ImageReadError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, MAX_PIXELS + 1) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(
             f"{path}: cannot decode image ({exc}); the file may be corrupt or truncated"
@@ -119,29 +180,72 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     return arr
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    try:
-        import tifffile
+def _gray_if_equal(arr: np.ndarray) -> np.ndarray:
+    """A grayscale picture saved as RGB (three equal channels) back to one channel."""
+    if (
+        arr.ndim == 3
+        and arr.shape[2] == 3
+        and (arr[:, :, 0] == arr[:, :, 1]).all()
+        and (arr[:, :, 0] == arr[:, :, 2]).all()
+    ):
+        return np.ascontiguousarray(arr[:, :, 0])
+    return arr
 
+
+def _stack_error(path: Path, frames: int, detail: str) -> ImageReadError:
+    return ImageReadError(
+        f"{path}: a stack of {frames} frames ({detail}); phenolapse reads one frame per file "
+        "(up to 8 channels), whatever the compression: save each time point or z-plane as its "
+        "own file"
+    )
+
+
+def _check_tiff_shape(path: Path, axes: str, shape: tuple[int, ...]) -> None:
+    """Refuse stacks of frames (time, z, more than 8 pages) and frames over MAX_PIXELS."""
+    stack = {a: n for a, n in zip(axes, shape, strict=False) if a in "TZ" and n > 1}
+    if stack or (len(shape) == 3 and shape[0] > 8 and shape[2] > 8 and axes[-1:] != "S"):
+        raise _stack_error(path, shape[0], f"TIFF axes {axes}, shape {shape}")
+    plane = shape[:2] if axes[-1:] == "S" else shape[-2:]
+    if int(np.prod(plane)) > MAX_PIXELS:
+        raise _too_large(path, int(np.prod(plane)))
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """Decode a TIFF with tifffile, or page by page with Pillow where tifffile lacks the codec.
+
+    Stacks are judged on the header's shape before any decoding, so a compressed stack is treated
+    exactly like an uncompressed one.
+    """
+    import tifffile
+
+    arr: np.ndarray | None = None
+    axes = ""
+    try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = str(series.axes)
-            arr = np.asarray(series.asarray())
+            _check_tiff_shape(path, axes, tuple(int(n) for n in series.shape))
+            try:
+                arr = np.asarray(series.asarray())
+            except Exception:
+                arr = None  # a compression tifffile cannot decode without imagecodecs (LZW, ...)
+    except ImageReadError:
+        raise
     except Exception:
-        # Compressions tifffile cannot decode without imagecodecs (LZW, ...) go through Pillow.
+        arr = None
+    if arr is None:
         with Image.open(path) as im:
-            im.load()
-            return _pil_to_array(im)
+            pages = [_pil_to_array(page) for page in ImageSequence.Iterator(im)]
+        if len(pages) == 1:
+            return pages[0]
+        if len({p.shape for p in pages}) > 1:
+            raise ImageReadError(f"{path}: TIFF pages of different sizes; save one frame per file")
+        arr = np.stack(pages)
+        axes = axes if len(axes) == arr.ndim else "I" + "YXS"[: arr.ndim - 1]
+        _check_tiff_shape(path, axes, arr.shape)
     if arr.size == 0:
         raise ImageReadError(
             f"{path}: cannot decode image (no image data); the file may be corrupt or truncated"
-        )
-    stack = {a: n for a, n in zip(axes, arr.shape, strict=False) if a in "TZ" and n > 1}
-    if stack or (arr.ndim == 3 and arr.shape[0] > 8 and arr.shape[2] > 8 and axes[-1:] != "S"):
-        raise ImageReadError(
-            f"{path}: a stack of {arr.shape[0]} frames (TIFF axes {axes}, shape {arr.shape}); "
-            "phenolapse reads one frame per file (up to 8 channels): save each time point or "
-            "z-plane as its own file"
         )
     if arr.ndim == 3 and arr.shape[0] <= 8 and arr.shape[2] > 8:
         arr = np.moveaxis(arr, 0, -1)  # channels-first TIFF stacks

@@ -10,18 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm.auto import tqdm
 
-from phenolapse.data.imageio import IMAGE_SUFFIXES, read_raw
+from phenolapse.data.imageio import IMAGE_SUFFIXES, ImageHeader, read_header, read_raw
 from phenolapse.data.names import ParsedName, compile_pattern, parse_name
-from phenolapse.data.platemap import ROLES, read_platemap, validate_platemap
+from phenolapse.data.platemap import ROLES, case_conflicts, read_platemap, validate_platemap
 from phenolapse.errors import ImageReadError, ManifestError, ParseError, PlateMapError
 from phenolapse.io_utils import write_parquet
 
@@ -43,6 +42,9 @@ MANIFEST_COLUMNS = [
 ]
 SORT_KEY = ["plate", "well", "field", "tile", "time_h"]
 _MAX_LISTED = 20
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+DEFAULT_TIME_TOLERANCE_MIN = 30.0
+"""Largest gap (minutes) between images of one scan cycle, unless half the scan interval is less."""
 
 
 def find_images(images_dir: str | Path) -> list[Path]:
@@ -112,6 +114,8 @@ def build_manifest(
     pattern: str | re.Pattern[str] | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     verify_images: bool = False,
+    time_tolerance_min: float | None = None,
+    require_names: bool = True,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Build the manifest of an image folder (see module docstring).
@@ -133,8 +137,25 @@ def build_manifest(
         :func:`skipped_table`).
     verify_images
         Decode every image (slow) so corrupt files are found now, not mid-run.
+    time_tolerance_min
+        Images of one plate taken within this many minutes of each other form one scan cycle
+        (one time point), since an instrument images the wells one after another; None: 30 min
+        or half the plate's scan interval, whichever is less; 0: every distinct time is its own
+        time point. ``manifest.attrs["scan_cycles"]`` reports the grouping per plate.
+    require_names
+        False: files whose names are not understood still get a row (plain folders of images):
+        ``well`` is the file's path under the folder without extension, ``row`` is empty,
+        ``time_h`` NaN and ``cell_line`` empty.
     progress
         Show a progress bar.
+
+    Notes
+    -----
+    Within a plate every image must have the frame size, bit depth and number of channels of
+    the plate's other images (a grayscale picture saved as RGB counts as grayscale): intensity
+    scaling and crops must not change between wells. Files that differ are refused (or skipped).
+    ``manifest.attrs["warnings"]`` lists what deserves a look without stopping the run: plate-map
+    wells without images, names that differ only by case.
     """
     root = Path(images_dir).resolve()
     if pattern:
@@ -144,18 +165,22 @@ def build_manifest(
             raise ManifestError(str(exc)) from exc
     files = find_images(root)
     skipped: list[tuple[str, str]] = []
-    rows: list[tuple[Path, ParsedName]] = []
+    rows: list[tuple[Path, ParsedName | None, ImageHeader]] = []
     errors: list[str] = []
     for path in tqdm(files, desc="parsing names", unit="file", disable=not progress, leave=False):
         try:
             if path.stat().st_size == 0:
                 raise ImageReadError(f"{path}: empty (0-byte) image file")
-            parsed = parse_name(path, pattern)
+            parsed: ParsedName | None
+            try:
+                parsed = parse_name(path, pattern)
+            except ParseError:
+                if require_names:
+                    raise
+                parsed = None
             if verify_images:
                 read_raw(path)
-            else:
-                with Image.open(path) as im:  # header only: catches non-images cheaply
-                    im.size  # noqa: B018
+            header = read_header(path)  # header only: catches non-images cheaply
         except (ParseError, ImageReadError) as exc:
             errors.append(str(exc))
             skipped.append((str(path), str(exc)))
@@ -165,7 +190,10 @@ def build_manifest(
             errors.append(msg)
             skipped.append((str(path), msg))
             continue
-        rows.append((path, parsed))
+        rows.append((path, parsed, header))
+    rows, odd = _consistent_plates(root, rows, whole=require_names)
+    errors += [msg for _, msg in odd]
+    skipped += odd
     if errors and on_error == "raise":
         raise ManifestError(
             f"{len(errors)} of {len(files)} files under {root} cannot be used "
@@ -175,8 +203,13 @@ def build_manifest(
         raise ManifestError(f"{root}: none of the {len(files)} image files could be used")
 
     records = []
-    for path, p in rows:
+    unnamed = 0
+    for path, p, _ in rows:
         rel = path.relative_to(root)
+        if p is None:
+            unnamed += 1
+            records.append(_unparsed_record(path, rel))
+            continue
         plate = p.plate or (rel.parts[0] if len(rel.parts) > 1 else p.cell_line)
         records.append(
             {
@@ -201,7 +234,18 @@ def build_manifest(
             if isinstance(platemap, pd.DataFrame)
             else read_platemap(platemap)
         )
-    df["time_h"] = _times(df, pm, time_zero)
+    warnings: list[str] = []
+    if unnamed:
+        warnings.append(
+            f"{unnamed} of {len(df)} file names are not understood; each of those files is one "
+            "row of its own (well = its path under the folder, no plate, well or time metadata)"
+        )
+    named = df["row"] != ""
+    df["time_h"] = np.nan
+    cycles = pd.DataFrame(columns=list(_CYCLE_COLUMNS))
+    if named.any():
+        times, cycles = _times(df[named], pm, time_zero, tolerance_min=time_tolerance_min)
+        df.loc[named, "time_h"] = times
     df = df.drop(columns=["_elapsed", "_stamp"])
 
     if pm is None:
@@ -210,12 +254,15 @@ def build_manifest(
         df["role"] = "unknown"
     else:
         df = _join_platemap(df, pm)
+        warnings += case_conflicts(pm) + _wells_without_images(df, pm)
 
     dup = df.duplicated(["cell_line", "plate", "well", "field", "tile", "time_h"], keep=False)
     if dup.any():
         d = df[dup].sort_values(["plate", "well", "time_h"])
         raise ManifestError(
-            "several files for the same plate, well, field, tile and time point:"
+            "several files for the same plate, well, field, tile and time point (images less "
+            "than --time-tolerance-min apart count as one scan cycle; lower it if these are "
+            "separate scans):"
             + _listing(
                 [
                     f"{r.plate} {r.well} field {r.field} tile {r.tile} t={r.time_h:g} h: "
@@ -228,11 +275,136 @@ def build_manifest(
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
     df = df[MANIFEST_COLUMNS + extra]
     # Plain lists, not a DataFrame: pandas compares attrs when concatenating or grouping.
-    df.attrs["skipped"] = {"path": [p for p, _ in skipped], "reason": [r for _, r in skipped]}
+    df.attrs["skipped"] = {
+        "path": [p for p, _ in skipped],
+        "reason": [r for _, r in skipped],
+        "kind": [
+            "inconsistent image" if (p, r) in set(odd) else "unusable file" for p, r in skipped
+        ],
+    }
+    df.attrs["warnings"] = warnings
+    df.attrs["scan_cycles"] = {c: cycles[c].tolist() for c in _CYCLE_COLUMNS}
     return df
 
 
-def _times(df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object) -> np.ndarray:
+_CYCLE_COLUMNS = ("plate", "images", "distinct_times", "time_points", "max_span_min",
+                  "tolerance_min")  # fmt: skip
+
+
+def _unparsed_record(path: Path, rel: Path) -> dict[str, object]:
+    """Manifest fields of a file whose name carries no metadata: one row of its own."""
+    return {
+        "image_path": str(path),
+        "cell_line": "",
+        "plate": rel.parent.as_posix() if len(rel.parts) > 1 else "",
+        "well": rel.with_suffix("").as_posix(),
+        "row": "",
+        "column": 0,
+        "field": 1,
+        "tile": 1,
+        "_elapsed": None,
+        "_stamp": None,
+    }
+
+
+def _consistent_plates(
+    root: Path, rows: list[tuple[Path, ParsedName | None, ImageHeader]], *, whole: bool
+) -> tuple[list[tuple[Path, ParsedName | None, ImageHeader]], list[tuple[str, str]]]:
+    """Keep the images that match their plate's frame size, bit depth and channels.
+
+    The most common kind of a plate is the reference; a colour file whose three channels are
+    equal counts as grayscale. With ``whole`` False (plain folders) only the channels must agree,
+    since images of one batch are stacked together.
+    """
+
+    def plate_of(path: Path, p: ParsedName | None) -> str:
+        rel = path.relative_to(root)
+        if p is None:
+            return rel.parent.as_posix() if len(rel.parts) > 1 else ""
+        return str(p.plate or (rel.parts[0] if len(rel.parts) > 1 else p.cell_line))
+
+    def kind(h: ImageHeader) -> tuple[object, ...]:
+        return (h.width, h.height, h.bits, h.channels) if whole else (h.channels,)
+
+    by_plate: dict[str, list[int]] = {}
+    for i, (path, p, _) in enumerate(rows):
+        by_plate.setdefault(plate_of(path, p), []).append(i)
+    bad: set[int] = set()
+    messages: list[tuple[str, str]] = []
+    for plate, idx in by_plate.items():
+        counts: dict[tuple[object, ...], int] = {}
+        for i in idx:
+            counts[kind(rows[i][2])] = counts.get(kind(rows[i][2]), 0) + 1
+        if len(counts) == 1:
+            continue
+        ref_kind = max(counts, key=lambda k: counts[k])
+        ref = next(rows[i][2] for i in idx if kind(rows[i][2]) == ref_kind)
+        where = f"plate {plate!r}" if plate else "the folder"
+        for i in idx:
+            path, _, h = rows[i]
+            if kind(h) == ref_kind:
+                continue
+            if (
+                h.channels != ref.channels
+                and ref.channels == 1
+                and (not whole or (h.width, h.height, h.bits) == (ref.width, ref.height, ref.bits))
+            ):
+                try:
+                    if read_raw(path).ndim == 2:
+                        continue  # grayscale saved as RGB
+                except ImageReadError:
+                    pass
+            if h.channels != ref.channels:
+                todo = "convert it to grayscale" if ref.channels == 1 else "save it as colour"
+            elif h.bits != ref.bits:
+                todo = (
+                    f"save every image of a plate at one bit depth (convert it to {ref.bits}); "
+                    "the intensity scaling must not change between wells"
+                )
+            else:
+                todo = "every image of a plate must have one frame size (same objective, binning)"
+            messages.append(
+                (
+                    str(path),
+                    f"{path}: {h.describe()}, while {counts[ref_kind]} other images of {where} "
+                    f"are {ref.describe()}; {todo}",
+                )
+            )
+            bad.add(i)
+    return [r for i, r in enumerate(rows) if i not in bad], messages
+
+
+def _wells_without_images(df: pd.DataFrame, pm: pd.DataFrame) -> list[str]:
+    """Plate-map wells (of plates that have images) that no image joins."""
+    imaged_plates = set(df["plate"].astype(str))
+    has_plates = not (pm["plate"] == "").all()
+    seen = set(zip(df["plate"].astype(str), df["well"].astype(str), strict=True))
+    wells_seen = set(df["well"].astype(str))
+    empty = []
+    for plate, well in zip(pm["plate"].astype(str), pm["well"].astype(str), strict=True):
+        if has_plates:
+            if plate in imaged_plates and (plate, well) not in seen:
+                empty.append(f"{plate} {well}")
+        elif well not in wells_seen:
+            empty.append(well)
+    if not empty:
+        return []
+    shown = ", ".join(empty[:_MAX_LISTED]) + (" ..." if len(empty) > _MAX_LISTED else "")
+    return [
+        f"plate map: {len(empty)} well(s) have no images: {shown}; check the image export "
+        "(or remove the rows from the plate map)"
+    ]
+
+
+def _times(
+    df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object, *, tolerance_min: float | None
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Hours since drug addition per image, grouped into scan cycles per plate.
+
+    Returns the times (in the order of ``df``) and one row per plate describing the grouping.
+    """
+    if tolerance_min is not None and not tolerance_min >= 0:
+        raise ManifestError(f"--time-tolerance-min must be 0 or more minutes, got {tolerance_min}")
     default = _parse_time_zero(time_zero, where="--time-zero")
     per_plate: dict[str, float | dt.datetime | None] = {}
     if pm is not None and "time_zero" in pm.columns:
@@ -247,9 +419,19 @@ def _times(df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object) -> np.n
                     vals.pop(), where=f"plate map, plate {pm_plate!r}"
                 )
     out = np.empty(len(df), dtype=float)
+    report = []
     for plate, idx in df.groupby("plate").groups.items():
         sub = df.loc[idx]
-        tz = per_plate.get(str(plate), per_plate.get("", default))
+        if str(plate) in per_plate or "" in per_plate:
+            tz = per_plate.get(str(plate), per_plate.get(""))
+        elif per_plate and default is None:
+            raise PlateMapError(
+                f"plate map: plate {plate!r} has no time_zero while plate(s) "
+                f"{sorted(per_plate)[:8]} have one; fill in time_zero for plate {plate!r} "
+                "(or give --time-zero for the plates without one)"
+            )
+        else:
+            tz = default
         elapsed = sub["_elapsed"].notna()
         if elapsed.all():
             if isinstance(tz, dt.datetime):
@@ -257,7 +439,7 @@ def _times(df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object) -> np.n
                     f"plate {plate!r}: file names carry elapsed times, so time_zero must be a "
                     f"number of hours, not the date-time {tz.isoformat()}"
                 )
-            out[df.index.get_indexer(idx)] = sub["_elapsed"].to_numpy(float) - (tz or 0.0)
+            hours = np.asarray(sub["_elapsed"].to_numpy(float) - (tz or 0.0), dtype=float)
         elif not elapsed.any():
             stamps = pd.to_datetime(sub["_stamp"])
             if tz is None:
@@ -272,14 +454,57 @@ def _times(df: pd.DataFrame, pm: pd.DataFrame | None, time_zero: object) -> np.n
                 )
             else:
                 zero = pd.Timestamp(tz)
-            out[df.index.get_indexer(idx)] = (
-                (stamps - zero).dt.total_seconds() / 3600.0
-            ).to_numpy()
+            hours = ((stamps - zero).dt.total_seconds() / 3600.0).to_numpy(float)
         else:
             raise ManifestError(
                 f"plate {plate!r} mixes elapsed-time and absolute-timestamp file names"
             )
-    return np.round(out, 6)
+        keys = list(zip(sub["cell_line"], sub["well"], sub["field"], sub["tile"], strict=True))
+        tol = _tolerance_min(hours, keys) if tolerance_min is None else float(tolerance_min)
+        cycles, span = scan_cycles(hours, keys, tolerance_h=tol / 60.0)
+        out[df.index.get_indexer(idx)] = cycles
+        report.append(
+            (str(plate), len(sub), len(np.unique(np.round(hours, 6))), len(np.unique(cycles)),
+             round(span * 60.0, 1), round(tol, 1))
+        )  # fmt: skip
+    return np.round(out, 6), pd.DataFrame(report, columns=list(_CYCLE_COLUMNS))
+
+
+def _tolerance_min(hours: np.ndarray, keys: Sequence[Hashable]) -> float:
+    """Default scan-cycle tolerance: 30 min, or half the median interval between a well's images."""
+    per_key: dict[Hashable, list[float]] = {}
+    for t, k in zip(hours.tolist(), keys, strict=True):
+        per_key.setdefault(k, []).append(t)
+    gaps = [d for ts in per_key.values() for d in np.diff(np.unique(ts)).tolist()]
+    if not gaps:
+        return DEFAULT_TIME_TOLERANCE_MIN
+    return min(DEFAULT_TIME_TOLERANCE_MIN, float(np.median(gaps)) * 60.0 / 2.0)
+
+
+def scan_cycles(
+    hours: np.ndarray, keys: Sequence[Hashable], *, tolerance_h: float
+) -> tuple[np.ndarray, float]:
+    """Group image times of one plate into scan cycles; each image gets its cycle's start time.
+
+    Walking the images in time order, a new cycle starts after a gap longer than
+    ``tolerance_h``, or when an image slot (``keys``: well, field, tile) seen in the current cycle
+    comes back more than ``tolerance_h`` later (the next scan of a plate scanned almost without a
+    pause). Returns the cycle times and the longest span of one cycle (hours).
+    """
+    hours = np.asarray(hours, dtype=float)
+    out = np.empty_like(hours)
+    start = last = -np.inf
+    seen: dict[Hashable, float] = {}
+    span = 0.0
+    for i in np.argsort(hours, kind="stable"):
+        t, k = float(hours[i]), keys[i]
+        if t - last > tolerance_h or (k in seen and t - seen[k] > tolerance_h):
+            start, seen = t, {}
+        seen.setdefault(k, t)
+        last = t
+        out[i] = start
+        span = max(span, t - start)
+    return out, span
 
 
 def _join_platemap(df: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
@@ -333,8 +558,9 @@ def validate_manifest(df: pd.DataFrame, *, source: str = "manifest") -> pd.DataF
     bad_roles = sorted(set(df["role"].astype(str)) - set(ROLES))
     if bad_roles:
         raise ManifestError(f"{source}: unknown role(s) {bad_roles}; use one of {list(ROLES)}")
-    if df["time_h"].isna().any():
-        i = int(np.flatnonzero(df["time_h"].isna().to_numpy())[0])
+    no_time = df["time_h"].isna() & (df["row"].astype(str) != "")  # row "": name not understood
+    if no_time.any():
+        i = int(np.flatnonzero(no_time.to_numpy())[0])
         raise ManifestError(f"{source}, row {i}: time_h is missing ({df['image_path'].iat[i]})")
     return df
 
@@ -352,7 +578,14 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
-    """Validate ``df`` and write it atomically as Parquet."""
+    """Validate ``df`` and write it atomically as Parquet (the file name must say so)."""
+    path = Path(path)
+    if path.suffix.lower() not in _PARQUET_SUFFIXES:
+        raise ManifestError(
+            f"{path}: the manifest is a Parquet file, so its name must end in .parquet "
+            f"(e.g. {path.with_suffix('.parquet')}); nothing was written. For a spreadsheet "
+            "copy: pandas.read_parquet('manifest.parquet').to_csv('manifest.csv', index=False)"
+        )
     validate_manifest(df)
     out = df.copy()
     out.attrs = {}
