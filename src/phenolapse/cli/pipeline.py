@@ -44,8 +44,20 @@ def register(app: typer.Typer) -> None:
             typer.Option("--until", help="Stop after this stage (same names as --from)."),
         ] = None,
         out: Annotated[Path | None, typer.Option("--out", help="Override output_dir.")] = None,
+        progress: Annotated[
+            bool | None,
+            typer.Option(
+                "--progress/--no-progress",
+                help="Progress bars (default: only when stderr is a terminal; otherwise one line "
+                "per stage step).",
+            ),
+        ] = None,
     ) -> None:
-        """Run the whole analysis; unchanged stages are reused from earlier runs."""
+        """Run the whole analysis; unchanged stages are reused from earlier runs.
+
+        A stage whose inputs changed is computed again and replaces its own earlier results;
+        --from recomputes a stage and every later one from scratch.
+        """
         from phenolapse.pipeline.config import load_pipeline_config
         from phenolapse.pipeline.stages import run_pipeline
 
@@ -57,7 +69,9 @@ def register(app: typer.Typer) -> None:
         except PhenolapseError as exc:
             fail(str(exc))
         try:
-            reports = run_pipeline(cfg, start=start, until=until, echo=typer.echo)
+            reports = run_pipeline(
+                cfg, start=start, until=until, echo=typer.echo, progress=progress
+            )
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:
@@ -75,15 +89,27 @@ def register(app: typer.Typer) -> None:
         start: Annotated[
             str | None, typer.Option("--from", help="Recompute from this stage on.")
         ] = None,
+        progress: Annotated[
+            bool | None,
+            typer.Option(
+                "--progress/--no-progress",
+                help="Progress bars (default: only when stderr is a terminal).",
+            ),
+        ] = None,
     ) -> None:
-        """Simulate a tiny screen and run every stage on it; prints where the report is."""
-        from phenolapse.pipeline.demo import demo_config
+        """Simulate a tiny screen and run every stage on it; prints where the report is.
+
+        Runs on the base install: parts that need an optional extra are left out, with a note.
+        """
+        from phenolapse.pipeline.demo import demo_config, without_missing_extras
         from phenolapse.pipeline.stages import run_pipeline
 
         t0 = time.perf_counter()
         try:
-            cfg = demo_config(out.resolve(), seed=seed)
-            reports = run_pipeline(cfg, start=start, echo=typer.echo)
+            cfg, notes = without_missing_extras(demo_config(out.resolve(), seed=seed))
+            for note in notes:
+                typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
+            reports = run_pipeline(cfg, start=start, echo=typer.echo, progress=progress)
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:

@@ -390,7 +390,8 @@ def encode_rows(
                     if config.on_error == "raise":
                         raise ImageReadError(
                             f"{reason}\nThe features computed so far are saved; fix or remove the "
-                            f"file and rerun to finish, or pass on_error='skip' (--skip-bad)."
+                            f"file and rerun to finish, or pass on_error='skip' (--skip-bad; "
+                            "embed.on_error: skip in a run configuration)."
                         )
                     warnings.warn(f"skipped unreadable image {reason}", stacklevel=2)
                     skipped.append((dataset.paths[row], reason))

@@ -7,6 +7,36 @@ from pathlib import Path
 from phenolapse.pipeline.config import PipelineConfig, make_pipeline_config
 
 
+def without_missing_extras(config: PipelineConfig) -> tuple[PipelineConfig, list[str]]:
+    """``config`` with the options whose optional dependencies are missing turned off.
+
+    Returns the configuration and one note per option turned off, naming the extra that brings it
+    back; on a full install, ``config`` unchanged and no notes.
+    """
+    from phenolapse.extras import install_hint, missing_extras
+    from phenolapse.pipeline.stages import optional_needs
+
+    notes: list[str] = []
+    missing = missing_extras(optional_needs(config))
+    if "lens.integrated_gradients" in missing:
+        config = config.model_copy(
+            update={"lens": config.lens.model_copy(update={"integrated_gradients": False})}
+        )
+        notes.append("lens without integrated-gradients maps (needs captum)")
+    if "stages.compare" in missing:
+        stages = config.stages.model_copy(update={"compare": False})
+        config = config.model_copy(update={"stages": stages})
+        notes.append("no extractor comparison (needs copairs)")
+    elif "compare.embedding: umap" in missing:
+        compare = config.compare.model_copy(update={"embedding": "pca"})
+        config = config.model_copy(update={"compare": compare})
+        notes.append("comparison clusters on PCA instead of UMAP (needs umap-learn)")
+    if notes:
+        modules = sorted({m for ms in missing.values() for m in ms})
+        notes = [f"{n}; for everything: {install_hint(modules)}" for n in notes]
+    return config, notes
+
+
 def demo_config(out: str | Path, *, seed: int = 0, preset: str = "tiny") -> PipelineConfig:
     """A configuration that runs every stage quickly on a simulated screen.
 

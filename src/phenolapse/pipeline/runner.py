@@ -7,7 +7,7 @@ skips every stage whose key is unchanged and whose outputs still exist, so chang
 reruns the temporal stage and the stages after it only.
 
 Each stage names the files and folders it writes. Before a stage first writes one of them, the path
-is added to ``<out>/.stages/written.json``; a path that exists but is not listed there (a folder of
+is added to ``<out>/.phenolapse.written.json``; a path that exists but is not listed there (a folder of
 the user's own, the output of another command) stops the run before anything is written, and only
 listed paths are ever replaced or removed.
 """
@@ -34,7 +34,7 @@ log = logging.getLogger("phenolapse.pipeline")
 
 MARKER_DIR = ".stages"
 LOCK_NAME = ".phenolapse.lock"
-WRITTEN_NAME = "written.json"
+WRITTEN_NAME = ".phenolapse.written.json"
 
 
 @dataclass
@@ -46,6 +46,7 @@ class StageContext:
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     resume: bool = False
     forced: bool = False
+    interrupted: bool = False
     written: set[str] = field(default_factory=set)
 
     def path(self, stage: str, name: str) -> Path:
@@ -134,7 +135,7 @@ def output_lock(out_dir: Path) -> Iterator[None]:
 
 def read_written(out_dir: Path) -> set[str]:
     """The paths (relative to ``out_dir``) that stages of ``phenolapse run`` wrote there."""
-    data = _read_marker(Path(out_dir) / MARKER_DIR / WRITTEN_NAME)
+    data = _read_marker(Path(out_dir) / WRITTEN_NAME)
     paths = data.get("paths", []) if data else []
     return {str(p) for p in paths if isinstance(p, str)}
 
@@ -173,7 +174,7 @@ def _claim(stage: Stage, out_dir: Path, written: set[str]) -> None:
         written |= new
         write_json(
             {"format_version": 1, "paths": sorted(written)},
-            out_dir / MARKER_DIR / WRITTEN_NAME,
+            out_dir / WRITTEN_NAME,
         )
 
 
@@ -277,11 +278,13 @@ def _run_all(
         else:
             echo(f"[{n}/{len(active)}] {stage.name} ...")
             log.info("stage %s started (key %s)", stage.name, key)
-            ctx.resume = cached is not None or (markers / f"{stage.name}.started").exists()
+            started = markers / f"{stage.name}.started"
+            ctx.resume = cached is not None or started.exists()
             ctx.forced = forced
+            ctx.interrupted = not forced and _read_text(started) == key
             markers.mkdir(parents=True, exist_ok=True)
             _claim(stage, out_dir, ctx.written)
-            (markers / f"{stage.name}.started").touch()
+            started.write_text(key)
             t0 = time.perf_counter()
             outputs = stage.run(ctx)
             seconds = time.perf_counter() - t0
@@ -297,6 +300,13 @@ def _run_all(
             # Everything after a recomputed stage must see the new key; the hash chain does it.
         if stage.name == until:
             stopped = True
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ Output folder layout::
     OUT/report.html        everything above in one file, figures embedded
     OUT/report/            one page per drug (its curves and image strips), linked from report.html
 
-phenolapse writes only these paths (listed in ``OUT/.stages/written.json`` before it writes them)
+phenolapse writes only these paths (listed in ``OUT/.phenolapse.written.json`` before it writes them)
 and removes only paths listed there; an output folder at ``/``, the home folder, the image folder,
 a folder above it or one inside it is refused.
 """
@@ -136,6 +136,7 @@ def _ingest_run(ctx: StageContext) -> dict[str, str]:
         time_zero=tz,
         pattern=cfg.screen.pattern,
         on_error="skip" if cfg.screen.skip_bad else "raise",
+        progress=cfg.embed.progress,  # the run's setting: quiet_config turns every bar off
     )
     out = {"manifest": "manifest.parquet"}
     skipped = skipped_table(df)
@@ -157,7 +158,8 @@ def _train_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.training.loop import list_checkpoints, train
 
     run_dir = ctx.out_dir / "train"
-    resume = bool(list_checkpoints(run_dir)) if run_dir.exists() else False
+    # Resume only an interrupted attempt with the same settings; anything else is replaced.
+    resume = ctx.interrupted and run_dir.exists() and bool(list_checkpoints(run_dir))
     if run_dir.exists() and not resume:
         ctx.remove("train")
     result = train(
@@ -269,7 +271,7 @@ def _compare_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.embedding.extract import StoreMismatchError
 
     out = ctx.out_dir / "compare"
-    if out.exists() and (ctx.forced or not ctx.resume):
+    if out.exists() and not ctx.interrupted:
         ctx.remove("compare")  # derived features of other settings; an interrupted run keeps them
     manifest = _manifest(ctx)
     config = _stage_config(ctx, "compare")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phenolapse.report.html import Figure, Section, Table, Text, write_html
+from phenolapse.report.html import Figure, Links, Section, Table, Text, write_html
 
 SECTION_TITLES = (
     "Screen overview",
@@ -21,6 +21,7 @@ SECTION_TITLES = (
     "Methods",
 )
 _MAX_FIGURES = 24
+PAGES_DIR = "report"
 
 
 def _caption(path: Path) -> str:
@@ -39,6 +40,48 @@ def _csv(path: Path) -> pd.DataFrame | None:
         return pd.read_csv(path)
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return None
+
+
+def drug_pages(
+    fig_dir: Path, pages_dir: Path, *, title: str
+) -> tuple[list[Figure | Table | Text | Links], set[str]]:
+    """Write one page per drug (its curves and image strips) into ``pages_dir``.
+
+    Reads ``figure_names.csv`` of the temporal figures. Returns the blocks that link the pages
+    from the main report (full drug names as link text) and the figure files the pages show.
+    """
+    from phenolapse.io_utils import atomic_path
+    from phenolapse.report.slugs import unique_slugs
+    from phenolapse.report.temporal_figures import FIGURE_NAMES
+
+    names = _csv(fig_dir / FIGURE_NAMES)
+    if names is None or not {"file", "figure", "cell_line", "drug"} <= set(names.columns):
+        return [], set()
+    names = names.astype(str)
+    what = {"curves": "distance to control and confluence", "strip": "images over time"}
+    slugs = unique_slugs(names["drug"])
+    links: list[tuple[str, str]] = []
+    with atomic_path(pages_dir) as tmp:
+        tmp.mkdir(parents=True)
+        for drug, rows in names.groupby("drug", sort=True):
+            figs: list[Figure | Table | Text | Links] = [
+                Figure(fig_dir / str(file), f"{drug}, {line}: {what.get(str(kind), str(kind))}")
+                for file, kind, line in zip(
+                    rows["file"], rows["figure"], rows["cell_line"], strict=True
+                )
+            ]
+            page = f"{slugs[str(drug)]}.html"
+            write_html(
+                [Section(str(drug), figs)],
+                tmp / page,
+                title=f"{title}: {drug}",
+                back=("../report.html", "back to the report"),
+            )
+            links.append((f"{pages_dir.name}/{page}", str(drug)))
+    blocks: list[Figure | Table | Text | Links] = [
+        Links(links, f"Per drug ({len(links)} pages): distance to control, confluence, images")
+    ]
+    return blocks, set(names["file"])
 
 
 def screen_overview(manifest: pd.DataFrame) -> list[Figure | Table | Text]:
@@ -181,7 +224,7 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
         train_blocks.append(Text(f"No training in this run; weights: {cfg.weights}."))
     sections.append(Section(SECTION_TITLES[1], train_blocks))
 
-    t_blocks: list[Figure | Table | Text] = []
+    t_blocks: list[Figure | Table | Text | Links] = []
     gr_blocks: list[Figure | Table | Text] = []
     if "temporal" in outputs:
         tdir = out_dir / "temporal"
@@ -194,7 +237,9 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
                 Table(counts, "Conditions (cell line x drug x concentration) per effect")
             )
         t_blocks += _truth_agreement(out_dir, outputs)
-        t_blocks += _figures(tdir, recursive=True)
+        pages, on_pages = drug_pages(tdir / "figures", out_dir / PAGES_DIR, title=cfg.title)
+        shown = [f for f in _figures(tdir, recursive=True, limit=10**6) if f.path.name not in on_pages]
+        t_blocks += [*shown[:_MAX_FIGURES], *pages]
         cons = _csv(tdir / "consensus.csv")
         if cons is not None:
             t_blocks.append(Table(cons, "Consensus effect over cell lines", max_rows=80))

@@ -40,6 +40,7 @@ EFFECT_COLORS = {
     "mixed": "#E69F00",
 }
 EFFECT_ORDER = ["no_effect", "cytostatic", "cytotoxic", "mixed"]
+FIGURE_NAMES = "figure_names.csv"
 
 
 def save_figure(fig: Figure, stem: str | Path, *, dpi: int = 200) -> list[Path]:
@@ -47,7 +48,7 @@ def save_figure(fig: Figure, stem: str | Path, *, dpi: int = 200) -> list[Path]:
     stem = Path(stem)
     paths = []
     for ext in ("png", "svg"):
-        target = stem.with_suffix(f".{ext}")
+        target = stem.with_name(f"{stem.name}.{ext}")  # not with_suffix: a stem may hold dots
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
         paths.append(target)
@@ -256,9 +257,18 @@ def write_temporal_figures(
     drugs: list[str] | None = None,
     max_drugs: int = 12,
 ) -> dict[str, Path]:
-    """Draw and save every figure of ``result`` into ``out_dir``; returns name -> PNG path."""
+    """Draw and save every figure of ``result`` into ``out_dir``; returns name -> PNG path.
+
+    Per-drug files are named from :func:`~phenolapse.report.slugs.unique_slugs` of the cell line
+    and drug, never from the names themselves; ``figure_names.csv`` maps each file to its full
+    cell line and drug.
+    """
+    from phenolapse.io_utils import write_csv
+    from phenolapse.report.slugs import unique_slugs
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    names: list[dict[str, str]] = []
     files: dict[str, Path] = {}
     fig = plot_cluster_panels(
         result.series, result.labels, result.centroids, clusters=result.clusters
@@ -269,12 +279,16 @@ def write_temporal_figures(
     treated = result.annotations[result.annotations["role"] == "treatment"]
     chosen = drugs if drugs is not None else sorted(treated["drug"].unique())[:max_drugs]
     lines = sorted(result.distances["Metadata_cell_line"].astype(str).unique())
+    slugs = unique_slugs([*map(str, chosen), *lines])
     for drug in chosen:
         for line in lines:
             fig = plot_drug_curves(
                 result.distances, drug=drug, cell_line=line, growth=result.growth
             )
-            files[f"fig_curves_{line}_{drug}"] = save_figure(fig, out / f"curves_{line}_{drug}")[0]
+            stem = f"curves_{slugs[line]}_{slugs[str(drug)]}"
+            files[f"fig_curves_{line}_{drug}"] = save_figure(fig, out / stem)[0]
+            names.append({"file": f"{stem}.png", "figure": "curves", "cell_line": line,
+                          "drug": str(drug)})  # fmt: skip
             if manifest is not None and "image_path" in manifest.columns:
                 sub = manifest[
                     (manifest["drug"] == drug) & (manifest["cell_line"].astype(str) == line)
@@ -284,7 +298,11 @@ def write_temporal_figures(
                 top = sub["concentration_um"].max()
                 first = sub[sub["concentration_um"] == top].sort_values(["plate", "well"]).iloc[0]
                 fig = plot_image_strip(manifest, plate=str(first["plate"]), well=str(first["well"]))
-                files[f"fig_strip_{line}_{drug}"] = save_figure(fig, out / f"strip_{line}_{drug}")[
-                    0
-                ]
+                stem = f"strip_{slugs[line]}_{slugs[str(drug)]}"
+                files[f"fig_strip_{line}_{drug}"] = save_figure(fig, out / stem)[0]
+                names.append({"file": f"{stem}.png", "figure": "strip", "cell_line": line,
+                              "drug": str(drug)})  # fmt: skip
+    columns = ["file", "figure", "cell_line", "drug"]
+    write_csv(pd.DataFrame(names, columns=columns), out / FIGURE_NAMES)
+    files["figure_names"] = out / FIGURE_NAMES
     return files
