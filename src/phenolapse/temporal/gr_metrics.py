@@ -185,7 +185,7 @@ def fit_gr_curve(
             xtol=1e-12,
             ftol=1e-12,
             gtol=1e-12,
-            max_nfev=1000,
+            max_nfev=150,
         )
         if best is None or res.cost < best.cost:
             best = res
