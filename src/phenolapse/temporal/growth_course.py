@@ -76,7 +76,7 @@ def prepare(
     df["role"] = df["role"].fillna("").astype(str)
     df = df[~df["role"].isin(["blank", "empty", ""])].copy()
     df["time_h_raw"] = df["time_h"]
-    for plate, idx in df.groupby("plate").groups.items():
+    for _plate, idx in df.groupby("plate").groups.items():
         df.loc[idx, "time_h"] = group_scan_times(df.loc[idx, "time_h"], tolerance_h=tolerance_h)
     for k in keys:
         df[k] = df[k].fillna("").astype(str)
@@ -233,7 +233,9 @@ def well_values(df: pd.DataFrame, *, metric: str, times: Sequence[float] = ()) -
     Returns ``plate, well, time_h, value``.
     """
     sub = df[df["metric"] == metric]
-    parts = [sub.groupby(["plate", "well", "time_h"], as_index=False)["value"].mean()]
+    parts: list[pd.DataFrame] = [
+        sub.groupby(["plate", "well", "time_h"])["value"].mean().reset_index()
+    ]
     if len(times):
         extra = []
         for (plate, well), grp in parts[0].groupby(["plate", "well"], sort=False):

@@ -28,7 +28,8 @@ GR_static and GR_toxic. Cytotoxic needs death, stasis without death is cytostati
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -159,7 +160,7 @@ def summarise_growth(
 
 
 def death_call(
-    summary: pd.Series | dict[str, object],
+    summary: Mapping[Any, Any],
     base_effect: str,
     growth_rule: str,
     *,
@@ -170,9 +171,9 @@ def death_call(
     """(effect, death_rule, death) of one condition from its growth call and dead readout."""
 
     def get(name: str) -> float:
-        v = summary.get(name, np.nan) if isinstance(summary, dict) else summary.get(name, np.nan)
+        v = summary.get(name, np.nan)
         try:
-            return float(v)  # type: ignore[arg-type]
+            return float(v)
         except (TypeError, ValueError):
             return float("nan")
 
