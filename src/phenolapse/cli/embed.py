@@ -13,7 +13,9 @@ from phenolapse.io_utils import read_yaml_mapping
 
 EMBED_HELP = """Encode every image (or every crop of it) into features, then well-level profiles.
 
-MANIFEST is a manifest Parquet file (phenolapse ingest) or a folder of images. Writes
+MANIFEST is a manifest Parquet file (phenolapse ingest) or a folder of images. In a folder
+without --platemap any file names will do: names that follow a known scheme give plate, well and
+time; every other file is one row of its own. Writes
 
   OUT/features.zarr     per-image features + manifest rows (phenolapse.embedding.read_features)
 
@@ -118,9 +120,16 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"invalid embed options: {exc}") from exc
             if weights is None:
                 raise ConfigError("give the extractor weights with --weights")
+            source: Any = manifest
+            if manifest.is_dir() and platemap is None:
+                from phenolapse.data.manifest import build_manifest
+
+                source = build_manifest(manifest, require_names=False, progress=False)
+                for warning in source.attrs.get("warnings", []):
+                    typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
             if distributed or scheduler is not None:
                 store = embed_distributed(
-                    manifest,
+                    source,
                     weights=weights,
                     out=out,
                     config=cfg,
@@ -131,7 +140,7 @@ def register(app: typer.Typer) -> None:
                 )
             else:
                 store = embed_manifest(
-                    manifest,
+                    source,
                     weights=weights,
                     out=out,
                     config=cfg,
@@ -142,6 +151,14 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         except OSError as exc:
             fail_os(exc, out)
+        except KeyboardInterrupt:
+            typer.secho(
+                f"interrupted: the features computed so far are kept in {out}; rerun the same "
+                "command to resume (only images without features are computed)",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            raise typer.Exit(130) from None
         from phenolapse.embedding.store import FeatureStore
 
         st = FeatureStore(store)

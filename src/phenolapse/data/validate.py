@@ -83,7 +83,7 @@ def validate_screen(
     for path, reason, kind in zip(
         skipped.get("path", []), skipped.get("reason", []), kinds, strict=True
     ):
-        problems.append((kind, path, reason))
+        problems.append((kind, path, reason.removeprefix(f"{path}: ")))
     warnings += [("file names", str(images_dir), w) for w in manifest.attrs.get("warnings", [])]
 
     if platemap is not None:
