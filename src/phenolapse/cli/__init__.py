@@ -55,6 +55,9 @@ def _register_all() -> None:
     from phenolapse.cli import compare as _compare
 
     _compare.register(app)
+    from phenolapse.cli import growth as _growth
+
+    _growth.register(app)
     # stage commands register here
 
 

@@ -1,0 +1,95 @@
+"""``phenolapse growth``: growth exports -> GR(c, t), potency over time, effect calls, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phenolapse.cli._common import fail, fail_os
+from phenolapse.errors import PhenolapseError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``growth`` command to ``app``."""
+
+    @app.command()
+    def growth(
+        inputs: Annotated[
+            list[Path],
+            typer.Argument(
+                help="Incucyte metric exports (one per metric or plate), a long table "
+                "(plate, well, time_h, metric, value) or a GR table (cell_count, "
+                "cell_count__ctrl, cell_count__time0)."
+            ),
+        ],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+        platemap: Annotated[
+            Path | None,
+            typer.Option(help="Plate map: CSV or Incucyte .PlateMap XML."),
+        ] = None,
+        metric: Annotated[
+            str | None, typer.Option(help="Cell-mass readout (default confluence).")
+        ] = None,
+        dead: Annotated[
+            str | None,
+            typer.Option(help="Dead-cell readout: auto (default), none or a metric name."),
+        ] = None,
+        at: Annotated[
+            list[float] | None,
+            typer.Option(help="Extra dose-response time point(s) in hours (repeatable)."),
+        ] = None,
+        group_by: Annotated[
+            list[str] | None,
+            typer.Option(help="Extra grouping column(s) of the plate map (repeatable)."),
+        ] = None,
+        concentration_unit: Annotated[
+            str, typer.Option(help="Unit of concentrations in condition-column exports.")
+        ] = "uM",
+        tolerance_h: Annotated[
+            float | None, typer.Option(help="Time stamps this close (h) are one scan cycle.")
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option(help="YAML file with GrowthAnalysisConfig options.")
+        ] = None,
+        figures: Annotated[bool, typer.Option(help="Draw the figures.")] = True,
+    ) -> None:
+        """GR values, GR50 / GRmax over time, EC50 / IC50 per time point, effect calls, report."""
+        from phenolapse.io_utils import read_yaml_mapping
+        from phenolapse.temporal.growth_run import (
+            GrowthAnalysisConfig,
+            analyse_growth,
+            load_growth_inputs,
+            write_growth,
+        )
+
+        try:
+            raw = read_yaml_mapping(config, what="growth configuration") if config else {}
+            cfg = GrowthAnalysisConfig.model_validate(raw)
+            updates: dict[str, object] = {}
+            if metric is not None:
+                updates["metric"] = metric
+            if dead is not None:
+                updates["dead_metric"] = None if dead == "none" else dead
+            if at:
+                updates["times"] = list(at)
+            if group_by:
+                updates["keys"] = list(group_by)
+            if tolerance_h is not None:
+                updates["tolerance_h"] = tolerance_h
+            cfg = GrowthAnalysisConfig.model_validate({**cfg.model_dump(), **updates})
+            kind, table = load_growth_inputs(
+                inputs, platemap=platemap, concentration_unit=concentration_unit
+            )
+            result = analyse_growth(kind, table, config=cfg)
+            files = write_growth(result, out, config=cfg, figures=figures, inputs=inputs)
+        except PhenolapseError as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(f"invalid option: {exc}")
+        except OSError as exc:
+            fail_os(exc, out)
+        if not result.annotations.empty:
+            typer.echo(result.annotations["effect"].value_counts().to_string())
+        typer.echo(f"wrote {len(files)} files to {out}")
