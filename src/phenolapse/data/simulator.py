@@ -166,6 +166,8 @@ def _run_well(job: _WellJob) -> list[dict[str, Any]]:
             initial_coverage=cfg.initial_coverage,
             size=cfg.image_size,
             seed=seed,
+            cell_size=cfg.cell_size,
+            noise_sd=cfg.noise_sd,
         )
         for fr in frames:
             name = image_name(job.line.name, job.well, field, fr.elapsed_h, cfg.image_format)

@@ -1,23 +1,59 @@
 """Image -> feature extraction, per-image feature stores and well-level profiles.
 
 - :func:`embed_manifest`: stream every image of a manifest (or folder) through an extractor into
-  ``out/features.zarr`` and ``out/profiles.parquet``; resumable.
+  ``out/features.zarr``, ``out/profiles.parquet`` and ``out/profiles_normalized.parquet``;
+  resumable.
 - :func:`embed_distributed`: the same on a Dask cluster (one worker per GPU).
 - :func:`read_features`, :func:`read_profiles`, :func:`make_profiles`: read and aggregate.
+- :func:`normalize_profiles`: robust z-scores (and optional sphering) against each plate's
+  controls.
+
+Names are imported on first use, so ``phenolapse.embedding.normalize`` works without torch.
 """
 
-from phenolapse.embedding.config import EmbedConfig
-from phenolapse.embedding.distributed import embed_distributed
-from phenolapse.embedding.extract import embed_manifest
-from phenolapse.embedding.profiles import make_profiles, read_profiles, write_profiles
-from phenolapse.embedding.store import read_features
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phenolapse.embedding.config import EmbedConfig
+    from phenolapse.embedding.distributed import embed_distributed
+    from phenolapse.embedding.extract import embed_manifest
+    from phenolapse.embedding.normalize import NormalizationConfig, normalize_profiles
+    from phenolapse.embedding.profiles import make_profiles, read_profiles, write_profiles
+    from phenolapse.embedding.store import read_features
+
+_EXPORTS = {
+    "EmbedConfig": "phenolapse.embedding.config",
+    "embed_distributed": "phenolapse.embedding.distributed",
+    "embed_manifest": "phenolapse.embedding.extract",
+    "make_profiles": "phenolapse.embedding.profiles",
+    "read_profiles": "phenolapse.embedding.profiles",
+    "write_profiles": "phenolapse.embedding.profiles",
+    "read_features": "phenolapse.embedding.store",
+    "NormalizationConfig": "phenolapse.embedding.normalize",
+    "normalize_profiles": "phenolapse.embedding.normalize",
+}
 
 __all__ = [
     "EmbedConfig",
+    "NormalizationConfig",
     "embed_distributed",
     "embed_manifest",
     "make_profiles",
+    "normalize_profiles",
     "read_features",
     "read_profiles",
     "write_profiles",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'phenolapse.embedding' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -160,28 +160,42 @@ def plot_drug_curves(
     cell_line: str | None = None,
     growth: pd.DataFrame | None = None,
 ) -> Figure:
-    """Distance to control per concentration (bootstrap band) beside confluence curves."""
+    """Distance to control per concentration (bootstrap band) beside confluence curves.
+
+    Where the table has ``relative_distance`` the curves are drawn in units of the control's own
+    spread, over a grey band from 0 to 1 (the control band): a curve above it has left the
+    control's range.
+    """
     d = distances[distances["Metadata_drug"] == drug]
     if cell_line is not None:
         d = d[d["Metadata_cell_line"] == cell_line]
+    relative = "relative_distance" in d.columns and bool(d["relative_distance"].notna().any())
+    value, low, high = (
+        ("relative_distance", "relative_ci_low", "relative_ci_high")
+        if relative
+        else ("distance", "distance_ci_low", "distance_ci_high")
+    )
     ncols = 2 if growth is not None else 1
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.2), squeeze=False)
     concs = sorted(d["Metadata_concentration_um"].dropna().unique())
+    if relative and not d.empty:
+        t = np.sort(d["Metadata_time_h"].unique())
+        axes[0][0].fill_between(t, 0, 1, color="0.85", lw=0, label="control band", zorder=0)
     for i, conc in enumerate(concs):
         color = OKABE_ITO[i % len(OKABE_ITO)]
         g = d[d["Metadata_concentration_um"] == conc].sort_values("Metadata_time_h")
         ax = axes[0][0]
-        ax.plot(g["Metadata_time_h"], g["distance"], color=color, label=f"{conc:g} µM")
-        if g["distance_ci_low"].notna().any():
+        ax.plot(g["Metadata_time_h"], g[value], color=color, label=f"{conc:g} µM")
+        if g[low].notna().any():
             ax.fill_between(
                 g["Metadata_time_h"],
-                g["distance_ci_low"],
-                g["distance_ci_high"],
+                g[low],
+                g[high],
                 color=color,
                 alpha=0.2,
                 lw=0,
             )
-    if "null_distance" in d.columns and not d.empty:
+    if not relative and "null_distance" in d.columns and not d.empty:
         null = d.groupby("Metadata_time_h")["null_distance"].median()
         axes[0][0].plot(
             null.index, null.to_numpy(), color="grey", ls="--", lw=1, label="control spread"
@@ -189,7 +203,12 @@ def plot_drug_curves(
     ax = axes[0][0]
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("time after drug addition (h)")
-    ax.set_ylabel(f"distance to control ({d['Metadata_metric'].iloc[0] if not d.empty else ''})")
+    metric = d["Metadata_metric"].iloc[0] if not d.empty else ""
+    ax.set_ylabel(
+        f"distance to control / control spread ({metric})"
+        if relative
+        else f"distance to control ({metric})"
+    )
     ax.set_title(f"{drug}" + (f" - {cell_line}" if cell_line else ""), fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     if growth is not None:

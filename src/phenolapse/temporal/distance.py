@@ -257,7 +257,10 @@ def distance_to_control(
         Metadata_role, Metadata_time_h, Metadata_control_time_h, Metadata_n_replicates,
         Metadata_metric`` and ``distance`` (mean vector to control), ``distance_replicate_mean``,
         ``distance_replicate_sd``, ``distance_replicate_min``, ``distance_replicate_max``,
-        ``distance_ci_low``, ``distance_ci_high`` (bootstrap 95 % band), ``null_distance``.
+        ``distance_ci_low``, ``distance_ci_high`` (bootstrap 95 % band), ``null_distance``,
+        and ``relative_distance``, ``relative_ci_low``, ``relative_ci_high``: the distance and
+        its band in units of the control's own spread (``null_distance``; 1 = the edge of the
+        control band).
     replicates : DataFrame, optional
         Per well: the condition keys, ``Metadata_well``, ``Metadata_time_h``,
         ``Metadata_control_time_h`` and ``distance``.
@@ -346,6 +349,11 @@ def distance_to_control(
                         "distance_ci_low": float(lo[ti]),
                         "distance_ci_high": float(hi[ti]),
                         "null_distance": float(null[ti]),
+                        "relative_distance": float(dist[ti] / null[ti])
+                        if null[ti] > 0
+                        else float("nan"),
+                        "relative_ci_low": float(lo[ti] / null[ti]) if null[ti] > 0 else np.nan,
+                        "relative_ci_high": float(hi[ti] / null[ti]) if null[ti] > 0 else np.nan,
                     }
                 )
             if return_replicates:
@@ -386,3 +394,36 @@ def distance_to_control(
         ]
         return out, reps
     return out
+
+
+def onset_times(
+    distances: pd.DataFrame, *, band: float = 1.0, consecutive: int = 2
+) -> pd.DataFrame:
+    """First time after drug addition at which a condition leaves the control band.
+
+    A condition has left the band at time t when its ``relative_distance`` exceeds ``band`` at t
+    and at the ``consecutive - 1`` following time points (or at every point left before the end),
+    so that one noisy frame does not count. Returns one row per condition: the keys without
+    ``Metadata_`` and ``onset_h`` (NaN if it never leaves the band).
+    """
+    if "relative_distance" not in distances.columns:
+        raise FeatureTableError("the distance table lacks 'relative_distance'")
+    rows = []
+    after = distances[distances["Metadata_time_h"] > 0]
+    for key, grp in after.groupby(CONDITION_KEYS, dropna=False, sort=True):
+        grp = grp.sort_values("Metadata_time_h")
+        out = np.nan_to_num(grp["relative_distance"].to_numpy(dtype=np.float64)) > band
+        onset = float("nan")
+        for i in range(out.size):
+            if out[i : i + consecutive].all():
+                onset = float(grp["Metadata_time_h"].iloc[i])
+                break
+        rows.append(
+            {
+                **{
+                    k.removeprefix("Metadata_"): v for k, v in zip(CONDITION_KEYS, key, strict=True)
+                },
+                "onset_h": onset,
+            }
+        )
+    return pd.DataFrame(rows)

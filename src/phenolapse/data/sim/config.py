@@ -93,6 +93,15 @@ class SimulationConfig(BaseModel):
     final_coverage: float = Field(
         0.8, gt=0.1, lt=0.95, description="Control-well coverage aimed for at the last frame."
     )
+    cell_size: float = Field(
+        1.0,
+        ge=0.5,
+        le=2.0,
+        description="Multiplies every cell line's cell radius (1: as designed).",
+    )
+    noise_sd: float = Field(
+        2.4, ge=0, le=30, description="Camera noise, standard deviation in grey levels (of 255)."
+    )
     workers: int = Field(0, ge=0, description="Worker processes; 0 chooses from the screen size.")
     progress: bool = True
 

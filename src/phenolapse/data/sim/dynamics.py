@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from phenolapse.data.sim.design import CellLine, Condition, carrying_density
-from phenolapse.data.sim.render import CellStamps, Dots, render_frame
+from phenolapse.data.sim.render import CellStamps, Dots, Optics, render_frame
 
 DIE_H = 6.0
 DEBRIS_LIFE_H = 20.0
@@ -266,10 +266,17 @@ def simulate_field(
     initial_coverage: float,
     size: int,
     seed: np.random.SeedSequence,
+    cell_size: float = 1.0,
+    noise_sd: float | None = None,
 ) -> Iterator[Frame]:
-    """Simulate one field of view of one well and yield its frames in time order."""
+    """Simulate one field of view of one well and yield its frames in time order.
+
+    ``cell_size`` multiplies the cell line's radius; ``noise_sd`` replaces the camera noise of
+    :class:`Optics` (grey levels) when given.
+    """
     rng = np.random.default_rng(seed)
-    scale = size / 256.0
+    optics = Optics() if noise_sd is None else Optics(noise_sd=noise_sd)
+    scale = size / 256.0 * cell_size
     scaled = CellLine(
         **{**line.__dict__, "radius": line.radius * scale, "motility": line.motility * scale}
     )
@@ -288,5 +295,7 @@ def simulate_field(
                 t += gap / n_sub
         t = target
         cells, dots, debris = pop.stamps(t, cond)
-        img, sig, cover = render_frame(cells, dots, debris, size=size, texture=texture, rng=rng)
+        img, sig, cover = render_frame(
+            cells, dots, debris, size=size, texture=texture, rng=rng, optics=optics
+        )
         yield Frame(el, t, img, sig, pop.n_attached(), float(cover.mean()))
