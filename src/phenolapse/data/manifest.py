@@ -275,11 +275,12 @@ def build_manifest(
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
     df = df[MANIFEST_COLUMNS + extra]
     # Plain lists, not a DataFrame: pandas compares attrs when concatenating or grouping.
+    inconsistent = set(odd)
     df.attrs["skipped"] = {
         "path": [p for p, _ in skipped],
         "reason": [r for _, r in skipped],
         "kind": [
-            "inconsistent image" if (p, r) in set(odd) else "unusable file" for p, r in skipped
+            "inconsistent image" if (p, r) in inconsistent else "unusable file" for p, r in skipped
         ],
     }
     df.attrs["warnings"] = warnings
