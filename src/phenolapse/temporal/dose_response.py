@@ -113,22 +113,23 @@ def fit_log_logistic(
     with np.errstate(divide="ignore"):
         log_x = np.log(x)
     best = None
-    for b0 in (1.0, 3.0, 0.5):
-        for log_e0 in (float(np.median(log_pos)), log_pos[-1], log_pos[0]):
-            start = np.array([b0, c0, d0, log_e0])
-            try:
-                res = least_squares(
-                    lambda p: _model(p, log_x) - y,
-                    start,
-                    jac=lambda p: _jacobian(p, log_x),
-                    method="lm",
-                    max_nfev=400,
-                )
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            if np.isfinite(res.cost) and (best is None or res.cost < best.cost - 1e-12):
-                best = res
-        if best is not None and best.status > 0 and np.abs(best.x[0]) < 50:
+    mid = float(np.median(log_pos))
+    starts = [(1.0, mid), (1.0, log_pos[-1]), (3.0, mid), (0.5, log_pos[0]), (1.0, log_pos[0])]
+    for i, (b0, log_e0) in enumerate(starts):
+        try:
+            res = least_squares(
+                lambda p: _model(p, log_x) - y,
+                np.array([b0, c0, d0, log_e0]),
+                jac=lambda p: _jacobian(p, log_x),
+                method="lm",
+                max_nfev=200,
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(res.cost) and (best is None or res.cost < best.cost - 1e-12):
+            best = res
+        inside = best is not None and log_pos[0] - 1.0 <= best.x[3] <= log_pos[-1] + 1.0
+        if i >= 1 and best is not None and best.status > 0 and inside and abs(best.x[0]) < 50:
             break
     if best is None:
         return out
