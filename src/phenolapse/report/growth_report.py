@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from phenolapse.report.html import Figure, Section, Table, Text, write_html
@@ -47,11 +46,12 @@ def write_growth_report(
 
     cfg = config or GrowthAnalysisConfig()
     sections: list[Section] = []
+    grouping = ["cell_line", "plate", *result.keys] if result.kind == "time_course" else result.keys
     overview: list[Figure | Table | Text] = [
         Text(f"Inputs: {', '.join(str(Path(p).name) for p in inputs) or 'in memory'}."),
         Text(
             f"Readout: {result.metric}; dead-cell readout: {result.dead_metric or 'none'}; "
-            f"grouping: {', '.join(['cell_line', 'plate', *result.keys]) if result.kind == 'time_course' else ', '.join(result.keys)}."
+            f"grouping: {', '.join(grouping)}."
         ),
     ]
     if result.kind == "time_course" and not result.gr.empty:
@@ -159,4 +159,4 @@ def write_growth_report(
     subtitle = ", ".join(
         sorted({str(v) for v in result.gr.get("cell_line", pd.Series([], dtype=str))})
     )
-    return write_html(sections, path, title=title, subtitle=subtitle or str(np.nan))
+    return write_html(sections, path, title=title, subtitle=subtitle)

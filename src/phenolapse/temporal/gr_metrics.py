@@ -33,6 +33,7 @@ cells die as in the control and negative when the drug kills.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -221,7 +222,7 @@ def fit_gr_curve(
     return out
 
 
-def gr_curve(concentration: Any, metrics: dict[str, Any]) -> np.ndarray:
+def gr_curve(concentration: Any, metrics: Mapping[Any, Any]) -> np.ndarray:
     """The fitted GR curve of :func:`fit_gr_curve` evaluated at ``concentration``."""
     c = np.asarray(concentration, dtype=np.float64)
     if metrics.get("fit") == "flat":
