@@ -419,13 +419,14 @@ def _times(
                 per_plate[str(pm_plate)] = _parse_time_zero(
                     vals.pop(), where=f"plate map, plate {pm_plate!r}"
                 )
+    pm_plates = set() if pm is None else set(pm["plate"].astype(str))
     out = np.empty(len(df), dtype=float)
     report = []
     for plate, idx in df.groupby("plate").groups.items():
         sub = df.loc[idx]
         if str(plate) in per_plate or "" in per_plate:
             tz = per_plate.get(str(plate), per_plate.get(""))
-        elif per_plate and default is None:
+        elif per_plate and default is None and str(plate) in pm_plates:
             raise PlateMapError(
                 f"plate map: plate {plate!r} has no time_zero while plate(s) "
                 f"{sorted(per_plate)[:8]} have one; fill in time_zero for plate {plate!r} "
