@@ -742,6 +742,82 @@ def run_output_dir_is_file(ws: Workspace) -> Case:
     return ["run", cfg, "--until", "ingest"], [blocker, cfg, ws.outputs["run"]], ["blocker.txt"]
 
 
+def _blank_concentration(ws: Workspace) -> tuple[Path, str, int]:
+    """A plate map whose first treatment row has an empty concentration: (path, well, line)."""
+    pm = pd.read_csv(ws.platemap)
+    i = int(np.flatnonzero(pm["role"].to_numpy() == "treatment")[0])
+    pm["concentration_um"] = pm["concentration_um"].astype(object)
+    pm.loc[pm.index[i], "concentration_um"] = ""
+    path = ws.root / "inputs" / "platemap_no_conc.csv"
+    path.parent.mkdir(exist_ok=True)
+    pm.to_csv(path, index=False)
+    return path, str(pm["well"].iloc[i]), i + 2
+
+
+def run_treatment_without_concentration(ws: Workspace) -> Case:
+    pm, well, line = _blank_concentration(ws)
+    cfg = _run_config(ws, "run_no_conc.yaml", _set("screen.platemap", str(pm)))
+    return ["run", cfg], [ws.outputs["run"], cfg, pm], [pm.name, f"line {line}", well]
+
+
+def ingest_treatment_without_concentration(ws: Workspace) -> Case:
+    pm, well, line = _blank_concentration(ws)
+    out = ws.outputs["ingest"]
+    args = ["ingest", ws.images, "--platemap", pm, "-o", out / "manifest.parquet"]
+    return args, [out, pm], [pm.name, f"line {line}", well, "concentration_um"]
+
+
+def validate_treatment_without_concentration(ws: Workspace) -> Case:
+    pm, well, line = _blank_concentration(ws)
+    args = ["validate", ws.images, "--platemap", pm, "--no-progress"]
+    return args, [ws.outputs["validate"], pm], [pm.name, f"line {line}", well]
+
+
+ANCHOR_BOMB = "\n".join(
+    ["screen:", "  simulate:", "    preset: tiny", "    overrides:",
+     "      a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    + [f"      a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+) + "\n"  # fmt: skip
+
+
+def _bomb_config(ws: Workspace) -> Path:
+    text = ANCHOR_BOMB + f"output_dir: {ws.outputs['run']}\n"
+    return ws.file("run_bomb.yaml", text)
+
+
+def run_yaml_anchor_bomb(ws: Workspace) -> Case:
+    cfg = _bomb_config(ws)
+    return ["run", cfg], [ws.outputs["run"], cfg], ["run_bomb.yaml", "screen.simulate.overrides"]
+
+
+def config_check_yaml_anchor_bomb(ws: Workspace) -> Case:
+    cfg = _bomb_config(ws)
+    return ["config", "check", cfg], [cfg], ["run_bomb.yaml", "screen.simulate.overrides.a"]
+
+
+def run_unknown_simulator_override(ws: Workspace) -> Case:
+    cfg = _run_config(ws, "run_sim_typo.yaml", lambda d: d.update(
+        screen={"simulate": {"preset": "tiny", "overrides": {"n_wellz": 3}}}))  # fmt: skip
+    return ["run", cfg], [ws.outputs["run"], cfg], ["screen.simulate", "overrides.n_wellz"]
+
+
+def config_check_unknown_simulator_override(ws: Workspace) -> Case:
+    cfg = _run_config(ws, "run_sim_typo.yaml", lambda d: d.update(
+        screen={"simulate": {"preset": "tiny", "overrides": {"n_wellz": 3}}}))  # fmt: skip
+    return ["config", "check", cfg], [cfg], ["overrides.n_wellz"]
+
+
+def run_output_dir_is_image_folder(ws: Workspace) -> Case:
+    cfg = _run_config(ws, "run_out_images.yaml", _set("output_dir", str(ws.images)))
+    return ["run", cfg], [ws.images, cfg, ws.outputs["run"]], ["output_dir", str(ws.images)]
+
+
+def run_output_dir_inside_image_folder(ws: Workspace) -> Case:
+    inside = ws.images / "results"
+    cfg = _run_config(ws, "run_out_in_images.yaml", _set("output_dir", str(inside)))
+    return ["run", cfg], [ws.images, cfg], ["output_dir", str(inside), "inside the image folder"]
+
+
 def config_check_unknown_key(ws: Workspace) -> Case:
     cfg, msg = _bad_run_config(ws, "unknown_key")
     return ["config", "check", cfg], [ws.outputs["run"], cfg], [msg]
@@ -802,10 +878,12 @@ MAY_CHANGE = {"run": ("phenolapse.log", ".stages/ingest.started")}
 # Known defects outside the command-line modules: the case fails until they are fixed.
 CASES: dict[str, list[Callable[..., Case]]] = {
     "ingest": [ingest_unparseable, ingest_duplicate_platemap_row, ingest_truncated_image,
-               ingest_missing_platemap, ingest_bad_pattern, ingest_out_is_results_folder],
+               ingest_missing_platemap, ingest_bad_pattern, ingest_out_is_results_folder,
+               ingest_treatment_without_concentration],
     "validate": [validate_unparseable, validate_duplicate_platemap_row, validate_truncated_image,
                  validate_missing_platemap, validate_missing_folder,
-                 validate_out_is_results_folder, validate_out_under_a_file],
+                 validate_out_is_results_folder, validate_out_under_a_file,
+                 validate_treatment_without_concentration],
     "simulate": [simulate_bad_preset, simulate_negative_scale, simulate_unknown_config_key,
                  simulate_config_not_mapping, simulate_zero_image_size, simulate_out_is_file],
     "train": [train_corrupt_images, train_bad_config_key, train_wrong_type, train_missing_manifest,
@@ -820,9 +898,12 @@ CASES: dict[str, list[Callable[..., Case]]] = {
     "compare": [compare_nan_features, compare_different_wells, compare_missing_file,
                 compare_missing_column, compare_bad_embedding, compare_out_is_file],
     "run": [run_unknown_key, run_wrong_type, run_missing_path, run_not_yaml, run_unknown_stage,
-            run_unparseable_image, run_output_dir_is_file],
+            run_unparseable_image, run_output_dir_is_file, run_treatment_without_concentration,
+            run_yaml_anchor_bomb, run_unknown_simulator_override, run_output_dir_is_image_folder,
+            run_output_dir_inside_image_folder],
     "config check": [config_check_unknown_key, config_check_wrong_type, config_check_missing_path,
-                     config_check_not_yaml, config_check_missing_file],
+                     config_check_not_yaml, config_check_missing_file,
+                     config_check_yaml_anchor_bomb, config_check_unknown_simulator_override],
     "config init": [config_init_existing_file, config_init_existing_folder,
                     config_init_parent_is_file],
     "demo": [demo_unknown_stage, demo_out_is_file, demo_bad_seed],
