@@ -48,14 +48,17 @@ def plot_potency(metrics: pd.DataFrame, *, title: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    any_gr50 = False
     for drug, grp in metrics.groupby("drug", sort=True):
         grp = grp.sort_values("time_h")
         gr50 = grp["GR50"].to_numpy(dtype=np.float64)
         gr50 = np.where(np.isfinite(gr50) & (gr50 > 0), gr50, np.nan)
+        any_gr50 |= bool(np.isfinite(gr50).any())
         axes[0].plot(grp["time_h"], gr50, marker="o", ms=3, label=str(drug))
         axes[1].plot(grp["time_h"], grp["GRmax"], marker="o", ms=3, label=str(drug))
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("GR50 (uM)")
+    if any_gr50:
+        axes[0].set_yscale("log")
+    axes[0].set_ylabel("GR50 (uM; gaps: not reached)")
     axes[1].axhline(0, color="grey", lw=0.8, ls="--")
     axes[1].set_ylabel("GRmax")
     for ax in axes:
@@ -90,7 +93,8 @@ def plot_dose_response(
         ax.axhline(level, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("concentration (uM)")
     ax.set_ylabel("GR")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
 

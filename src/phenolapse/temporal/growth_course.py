@@ -30,7 +30,7 @@ from phenolapse.temporal.dose_response import FIT_COLUMNS, fit_log_logistic
 from phenolapse.temporal.gr_metrics import METRIC_COLUMNS, fit_gr_curve, gr_static_toxic
 
 BASE_KEYS = ["cell_line", "plate"]
-TREATED_ROLES = ("treatment",)
+TREATED_ROLES = ("treatment", "positive_control")
 
 
 def group_scan_times(
@@ -146,7 +146,7 @@ def time_course_gr(
             if dead is not None and not dead.empty
             else None
         )
-        treated = info[info["role"] != "negative_control"]
+        treated = info[info["role"].isin(TREATED_ROLES)]
         for (drug, conc, role), cond in treated.groupby(
             ["drug", "concentration_um", "role"], sort=True, dropna=False
         ):
