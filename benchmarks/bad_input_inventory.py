@@ -21,7 +21,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("ingest", "validate", "simulate", "train", "embed", "temporal", "lens", "compare",
-            "run", "demo", "config init", "config check")  # fmt: skip
+            "run", "demo", "config init", "config check", "growth")  # fmt: skip
 
 
 class InventoryPlugin:
