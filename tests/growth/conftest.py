@@ -49,10 +49,7 @@ def values(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     conf, dead = {}, {}
     for _, r in pm.iterrows():
         t = np.array(TIMES)
-        if r["role"] == "treatment":
-            rate = _rate(r["drug"], r["concentration_um"])
-        else:
-            rate = 0.03
+        rate = _rate(r["drug"], r["concentration_um"]) if r["role"] == "treatment" else 0.03
         c = 10.0 * np.exp(rate * t) * (1 + rng.normal(0, 0.01, t.size))
         kill = r["drug"] == "tox" and r["concentration_um"] >= 1.0
         d = 0.05 + (0.02 * t if kill else 0.0005 * t)

@@ -44,7 +44,7 @@ def test_scan_cycles_are_one_time_point() -> None:
 
 
 def test_gr_does_not_depend_on_minutes_between_wells(toy_inputs: dict[str, Path]) -> None:
-    kind, long = load_growth_inputs([toy_inputs["phase"]], platemap=toy_inputs["platemap"])
+    _kind, long = load_growth_inputs([toy_inputs["phase"]], platemap=toy_inputs["platemap"])
     base = time_course_gr(prepare(long), metric="confluence")
     shifted = long.copy()
     wells = sorted(shifted["well"].unique())
@@ -99,5 +99,5 @@ def test_readers_name_file_and_line(tmp_path: Path) -> None:
         read_incucyte_export(bad)
     other = tmp_path / "other.csv"
     pd.DataFrame({"a": [1], "b": [2]}).to_csv(other, index=False)
-    with pytest.raises(FeatureTableError, match="other.csv: not a growth input"):
+    with pytest.raises(FeatureTableError, match=r"other\.csv: not a growth input"):
         sniff_input(other)
