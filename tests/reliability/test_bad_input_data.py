@@ -309,6 +309,15 @@ def test_colour_jpeg_among_grayscale(earlier: Earlier) -> None:
     assert_clean_failure(earlier.ingest(), guard=[earlier.out], names=names, code=2)
 
 
+@pytest.mark.bad_input("ingest")
+def test_colour_plate_beside_a_grayscale_one(earlier: Earlier) -> None:
+    colour = earlier.images / "P2" / name("B2", 0)
+    colour.parent.mkdir()
+    Image.fromarray(np.stack([gray(), gray(), gray()], axis=-1)).save(colour)
+    assert_clean_failure(earlier.ingest(), guard=[earlier.out], code=2,
+                         names=[str(colour), "of the screen", "grayscale"])  # fmt: skip
+
+
 def test_grayscale_saved_as_rgb_is_grayscale(earlier: Earlier) -> None:
     (earlier.plate / name("B2", 8)).unlink()
     as_rgb = earlier.plate / name("B2", 8, "jpg")

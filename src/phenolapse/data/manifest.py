@@ -7,10 +7,12 @@ image that joins no plate-map row stops the run with a list of the files and the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -311,50 +313,67 @@ def _unparsed_record(path: Path, rel: Path) -> dict[str, object]:
 def _consistent_plates(
     root: Path, rows: list[tuple[Path, ParsedName | None, ImageHeader]], *, whole: bool
 ) -> tuple[list[tuple[Path, ParsedName | None, ImageHeader]], list[tuple[str, str]]]:
-    """Keep the images that match their plate's frame size, bit depth and channels.
+    """Keep the images that match the screen's channel count and their plate's frame size and
+    bit depth; returns the kept rows and ``(path, message)`` for the others.
 
-    The most common kind of a plate is the reference; a colour file whose three channels are
-    equal counts as grayscale. With ``whole`` False (plain folders) only the channels must agree,
-    since images of one batch are stacked together.
+    The most common kind is the reference. A colour file whose three channels are equal counts
+    as grayscale (it reads as one channel). With ``whole`` False (plain folders) only the channels
+    must agree, since every image goes through one model.
     """
+    if len({h.channels for _, _, h in rows}) > 1:
+        rows = [
+            (path, p, dataclasses.replace(h, channels=1) if _reads_gray(path, h) else h)
+            for path, p, h in rows
+        ]
+    screen = {i: "the screen" for i in range(len(rows))}
+    keep, messages = _odd_ones_out(rows, screen, lambda h: (h.channels,))
+    if whole:
+        plates = {}
+        for i in keep:
+            path, p, _ = rows[i]
+            rel = path.relative_to(root)
+            plate = (
+                ""
+                if p is None
+                else p.plate or (rel.parts[0] if len(rel.parts) > 1 else p.cell_line)
+            )
+            plates[i] = f"plate {plate!r}"
+        keep, more = _odd_ones_out(rows, plates, lambda h: (h.width, h.height, h.bits))
+        messages += more
+    return [rows[i] for i in sorted(keep)], messages
 
-    def plate_of(path: Path, p: ParsedName | None) -> str:
-        rel = path.relative_to(root)
-        if p is None:
-            return rel.parent.as_posix() if len(rel.parts) > 1 else ""
-        return str(p.plate or (rel.parts[0] if len(rel.parts) > 1 else p.cell_line))
 
-    def kind(h: ImageHeader) -> tuple[object, ...]:
-        return (h.width, h.height, h.bits, h.channels) if whole else (h.channels,)
+def _reads_gray(path: Path, header: ImageHeader) -> bool:
+    """Whether a 3-channel file holds a grayscale picture (three equal channels)."""
+    if header.channels != 3:
+        return False
+    try:
+        return read_raw(path).ndim == 2
+    except ImageReadError:
+        return False
 
-    by_plate: dict[str, list[int]] = {}
-    for i, (path, p, _) in enumerate(rows):
-        by_plate.setdefault(plate_of(path, p), []).append(i)
-    bad: set[int] = set()
+
+def _odd_ones_out(
+    rows: list[tuple[Path, ParsedName | None, ImageHeader]],
+    groups: dict[int, str],
+    kind: Callable[[ImageHeader], tuple[object, ...]],
+) -> tuple[list[int], list[tuple[str, str]]]:
+    """Rows (of those in ``groups``) whose ``kind`` is the most common of their group, and a
+    message for each of the others."""
+    members: dict[str, list[int]] = {}
+    for i, group in groups.items():
+        members.setdefault(group, []).append(i)
+    keep: list[int] = []
     messages: list[tuple[str, str]] = []
-    for plate, idx in by_plate.items():
-        counts: dict[tuple[object, ...], int] = {}
-        for i in idx:
-            counts[kind(rows[i][2])] = counts.get(kind(rows[i][2]), 0) + 1
-        if len(counts) == 1:
-            continue
-        ref_kind = max(counts, key=lambda k: counts[k])
+    for where, idx in members.items():
+        counts = Counter(kind(rows[i][2]) for i in idx)
+        ref_kind, n_ref = counts.most_common(1)[0]
         ref = next(rows[i][2] for i in idx if kind(rows[i][2]) == ref_kind)
-        where = f"plate {plate!r}" if plate else "the folder"
         for i in idx:
             path, _, h = rows[i]
             if kind(h) == ref_kind:
+                keep.append(i)
                 continue
-            if (
-                h.channels != ref.channels
-                and ref.channels == 1
-                and (not whole or (h.width, h.height, h.bits) == (ref.width, ref.height, ref.bits))
-            ):
-                try:
-                    if read_raw(path).ndim == 2:
-                        continue  # grayscale saved as RGB
-                except ImageReadError:
-                    pass
             if h.channels != ref.channels:
                 todo = "convert it to grayscale" if ref.channels == 1 else "save it as colour"
             elif h.bits != ref.bits:
@@ -367,12 +386,11 @@ def _consistent_plates(
             messages.append(
                 (
                     str(path),
-                    f"{path}: {h.describe()}, while {counts[ref_kind]} other images of {where} "
-                    f"are {ref.describe()}; {todo}",
+                    f"{path}: {h.describe()}, while {n_ref} other images of {where} are "
+                    f"{ref.describe()}; {todo}",
                 )
             )
-            bad.add(i)
-    return [r for i, r in enumerate(rows) if i not in bad], messages
+    return keep, messages
 
 
 def _wells_without_images(df: pd.DataFrame, pm: pd.DataFrame) -> list[str]:
