@@ -150,3 +150,21 @@ def test_growth_unknown_metric_and_no_controls(toy_inputs: dict[str, Path], tmp_
     pm.to_csv(noctrl, index=False)
     res = run(["growth", toy_inputs["phase"], "--platemap", noctrl, "--out", tmp_path / "o2"])
     assert res.exit_code == 2 and "negative_control" in res.stderr
+
+
+def test_growth_outputs_documented(toy_inputs: dict[str, Path], tmp_path: Path) -> None:
+    import importlib.util
+
+    doc_test = Path(__file__).resolve().parents[1] / "test_docs_formats.py"
+    spec = importlib.util.spec_from_file_location("docs_formats", doc_test)
+    assert spec is not None and spec.loader is not None
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    out = tmp_path / "out"
+    args = ["growth", toy_inputs["phase"], toy_inputs["red"], "--platemap", toy_inputs["platemap"]]
+    assert run([*args, "--out", out]).exit_code == 0
+    assert docs.check_tables(out) == {}
+    assert docs.undocumented({p.name for p in out.iterdir()}) == []
+    assert docs.undocumented({p.stem for p in (out / "figures").iterdir()}) == []
+    ann = pd.read_csv(out / "annotations.csv")
+    assert all(f"`{r}`" in docs.TEXT for r in set(ann["death_rule"]))
