@@ -127,6 +127,12 @@ def register(app: typer.Typer) -> None:
                 source = build_manifest(manifest, require_names=False, progress=False)
                 for warning in source.attrs.get("warnings", []):
                     typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+                norm = getattr(cfg, "normalization", None)
+                if norm is not None and "normalization" not in options:
+                    # No plate map, so no control wells: the profiles are copied, not normalised.
+                    cfg = cfg.model_copy(
+                        update={"normalization": norm.model_copy(update={"method": "none"})}
+                    )
             if distributed or scheduler is not None:
                 store = embed_distributed(
                     source,

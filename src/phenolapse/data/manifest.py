@@ -193,7 +193,7 @@ def build_manifest(
             skipped.append((str(path), msg))
             continue
         rows.append((path, parsed, header))
-    rows, odd = _consistent_plates(root, rows, whole=require_names)
+    rows, odd = _consistent_plates(root, rows)
     errors += [msg for _, msg in odd]
     skipped += odd
     if errors and on_error == "raise":
@@ -311,14 +311,14 @@ def _unparsed_record(path: Path, rel: Path) -> dict[str, object]:
 
 
 def _consistent_plates(
-    root: Path, rows: list[tuple[Path, ParsedName | None, ImageHeader]], *, whole: bool
+    root: Path, rows: list[tuple[Path, ParsedName | None, ImageHeader]]
 ) -> tuple[list[tuple[Path, ParsedName | None, ImageHeader]], list[tuple[str, str]]]:
     """Keep the images that match the screen's channel count and their plate's frame size and
     bit depth; returns the kept rows and ``(path, message)`` for the others.
 
     The most common kind is the reference. A colour file whose three channels are equal counts
-    as grayscale (it reads as one channel). With ``whole`` False (plain folders) only the channels
-    must agree, since every image goes through one model.
+    as grayscale (it reads as one channel). Files whose names are not understood (plain folders)
+    need only the screen's channel count, since every image goes through one model.
     """
     if len({h.channels for _, _, h in rows}) > 1:
         rows = [
@@ -327,19 +327,16 @@ def _consistent_plates(
         ]
     screen = {i: "the screen" for i in range(len(rows))}
     keep, messages = _odd_ones_out(rows, screen, lambda h: (h.channels,))
-    if whole:
-        plates = {}
-        for i in keep:
-            path, p, _ = rows[i]
+    plates = {}
+    for i in keep:
+        path, p, _ = rows[i]
+        if p is not None:
             rel = path.relative_to(root)
-            plate = (
-                ""
-                if p is None
-                else p.plate or (rel.parts[0] if len(rel.parts) > 1 else p.cell_line)
-            )
+            plate = p.plate or (rel.parts[0] if len(rel.parts) > 1 else p.cell_line)
             plates[i] = f"plate {plate!r}"
-        keep, more = _odd_ones_out(rows, plates, lambda h: (h.width, h.height, h.bits))
-        messages += more
+    kept, more = _odd_ones_out(rows, plates, lambda h: (h.width, h.height, h.bits))
+    keep = kept + [i for i in keep if i not in plates]
+    messages += more
     return [rows[i] for i in sorted(keep)], messages
 
 
