@@ -70,3 +70,22 @@ def test_blank_rows_skipped_and_lines_still_counted(tmp_path: Path) -> None:
         read_platemap(path)
     path.write_text("plate;well;drug;concentration_um;role\nP1;A1;x;1;treatment\n;;;;\n")
     assert read_platemap(path)["well"].tolist() == ["A1"]
+
+
+def test_tiff_header_matches_what_is_read(tmp_path: Path) -> None:
+    import tifffile
+
+    from phenolapse.data.imageio import read_header, read_raw
+
+    cases = {
+        "gray16.tif": np.zeros((20, 30), np.uint16),
+        "two_channels.tif": np.zeros((2, 20, 30), np.uint16),
+        "float.tif": np.zeros((20, 30), np.float32),
+    }
+    for file, arr in cases.items():
+        tifffile.imwrite(tmp_path / file, arr)
+        header, raw = read_header(tmp_path / file), read_raw(tmp_path / file)
+        assert (header.height, header.width) == raw.shape[:2]
+        assert header.channels == (raw.shape[2] if raw.ndim == 3 else 1)
+    assert read_header(tmp_path / "gray16.tif").bits == "16-bit"
+    assert read_header(tmp_path / "float.tif").bits == "32-bit float"

@@ -69,6 +69,12 @@ def read_header(path: str | Path) -> ImageHeader:
         When the header cannot be read (not an image).
     """
     path = Path(path)
+    if path.suffix.lower() in {".tif", ".tiff"}:
+        header = _tiff_header(path)
+        if header is not None:
+            if header.width * header.height > MAX_PIXELS:
+                raise _too_large(path, header.width * header.height)
+            return header
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -178,6 +184,36 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
             return arr.astype(np.uint16)
         raise ImageReadError(f"32-bit integer image with values outside 0..65535 ({im.mode})")
     return arr
+
+
+def _tiff_header(path: Path) -> ImageHeader | None:
+    """The header of a TIFF's first series as :func:`read_raw` will return it; None if unreadable."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = str(series.axes)
+            shape = tuple(int(n) for n in series.shape)
+            dtype = np.dtype(series.dtype)
+    except Exception:
+        return None
+    channels = 1
+    if axes[-1:] == "S" and len(shape) >= 3:
+        channels, plane = shape[-1], shape[-3:-1]
+    elif len(shape) == 3 and shape[0] <= 8 and shape[2] > 8:
+        channels, plane = shape[0], shape[1:]
+    else:
+        plane = shape[-2:]
+    if len(plane) < 2:
+        return None
+    if np.issubdtype(dtype, np.floating):
+        bits = f"{dtype.itemsize * 8}-bit float"
+    elif dtype.itemsize == 4:
+        bits = "32-bit integer"
+    else:
+        bits = f"{dtype.itemsize * 8}-bit"
+    return ImageHeader(int(plane[1]), int(plane[0]), bits, int(channels))
 
 
 def _gray_if_equal(arr: np.ndarray) -> np.ndarray:
