@@ -288,3 +288,17 @@ def test_demo_runs_on_the_base_install(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 H_EXTRAS = {"captum", "copairs", "umap", "tslearn"}
+
+
+def test_report_stays_small_with_one_page_per_drug(project: dict[str, Any]) -> None:
+    out: Path = project["out"]
+    html = (out / "report.html").read_text()
+    pm = pd.read_csv(project["platemap"])
+    drugs = sorted(pm.loc[pm["role"] == "treatment", "drug"].unique())
+    pages = sorted((out / "report").glob("*.html"))
+    assert len(pages) == len(drugs)
+    assert all(f">{d}</a>" in html for d in drugs)
+    figures = [p for p in (out / "temporal" / "figures").glob("*.png")]
+    full = sum(p.stat().st_size for p in figures) * 4 / 3
+    assert len(html) < 0.25 * full  # figures scaled down; per-drug ones on their pages
+    assert html.count("<img") == len(figures) - 2 * len(drugs)  # clusters and heatmap only

@@ -44,3 +44,42 @@ def test_missing_figure_is_reported_not_fatal(tmp_path: Path) -> None:
         [Section("A", [Figure(tmp_path / "nope.png", "x")])], tmp_path / "r.html", title="t"
     )
     assert "figure missing" in out.read_text()
+
+
+def test_compact_png_bounds_size_and_keeps_the_picture(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from phenolapse.report.html import MAX_FIGURE_PX, compact_png
+
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for k in range(6):
+        ax.plot(np.linspace(0, 1, 200), np.sin(np.linspace(0, 9, 200) + k), label=f"line {k}")
+    ax.legend()
+    png = tmp_path / "wide.png"
+    fig.savefig(png, dpi=200, transparent=True)
+    plt.close(fig)
+    raw = png.read_bytes()
+    small = compact_png(raw)
+    assert len(small) < len(raw) / 2
+    with Image.open(io.BytesIO(small)) as im:
+        assert max(im.size) == MAX_FIGURE_PX
+        rgb = np.asarray(im.convert("RGB"))
+    assert (rgb[0, 0] == 255).all()  # transparent background put on white, not black
+    assert compact_png(b"not a png") == b"not a png"
+
+
+def test_links_are_escaped(tmp_path: Path) -> None:
+    from phenolapse.report.html import Links
+
+    path = write_html(
+        [Section("Drugs", [Links([("report/x-1.html", "<b>AZD-1.1</b>")], "per drug")])],
+        tmp_path / "r.html",
+        title="t",
+        back=("../report.html", "back"),
+    )
+    text = path.read_text()
+    assert '<a href="report/x-1.html">&lt;b&gt;AZD-1.1&lt;/b&gt;</a>' in text
+    assert '<a href="../report.html">back</a>' in text
