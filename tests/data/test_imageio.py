@@ -401,3 +401,20 @@ def test_preprocess_config_validation() -> None:
         PreprocessConfig(mode="random")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         PreprocessConfig(unknown_option=1)  # type: ignore[call-arg]
+
+
+def test_tiff_header_matches_what_is_read(tmp_path: Path) -> None:
+    from phenolapse.data.imageio import read_header
+
+    cases: dict[str, np.ndarray] = {
+        "gray16.tif": np.zeros((20, 30), np.uint16),
+        "two_channels.tif": np.zeros((2, 20, 30), np.uint16),
+        "float.tif": np.zeros((20, 30), np.float32),
+    }
+    for file, arr in cases.items():
+        tifffile.imwrite(tmp_path / file, arr)
+        header, raw = read_header(tmp_path / file), read_raw(tmp_path / file)
+        assert (header.height, header.width) == raw.shape[:2]
+        assert header.channels == (raw.shape[2] if raw.ndim == 3 else 1)
+    assert read_header(tmp_path / "gray16.tif").bits == "16-bit"
+    assert read_header(tmp_path / "float.tif").bits == "32-bit float"

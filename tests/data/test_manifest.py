@@ -18,8 +18,10 @@ from PIL import Image
 
 from phenolapse.data.manifest import (
     MANIFEST_COLUMNS,
+    _tolerance_min,
     build_manifest,
     read_manifest,
+    scan_cycles,
     skipped_table,
     summarize_manifest,
     validate_manifest,
@@ -492,3 +494,42 @@ def test_validate_manifest_errors(tmp_path: Path) -> None:
         read_manifest(bad)
     with pytest.raises(ManifestError, match="manifest not found"):
         read_manifest(tmp_path / "none.parquet")
+
+
+# --------------------------------------------------------------------------- scan cycles
+
+
+def _scan(starts_min: list[float], wells: int, step_min: float) -> tuple[np.ndarray, list[str]]:
+    hours = [(s + i * step_min) / 60 for s in starts_min for i in range(wells)]
+    keys = [f"A{i + 1}" for _ in starts_min for i in range(wells)]
+    return np.asarray(hours), keys
+
+
+def test_wells_minutes_apart_form_one_cycle_each_scan() -> None:
+    hours, keys = _scan([0, 240, 480], wells=8, step_min=3)
+    cycles, span = scan_cycles(hours, keys, tolerance_h=0.5)
+    np.testing.assert_array_equal(np.unique(cycles), [0.0, 4.0, 8.0])
+    assert span == pytest.approx(21 / 60)
+    assert _tolerance_min(hours, keys) == 30.0
+
+
+def test_back_to_back_scans_split_on_a_returning_well() -> None:
+    # hourly scans that take 45 min: the gap between scans (15 min) is below the tolerance
+    hours, keys = _scan([0, 60, 120], wells=10, step_min=5)
+    assert _tolerance_min(hours, keys) == 30.0
+    cycles, _ = scan_cycles(hours, keys, tolerance_h=0.5)
+    np.testing.assert_array_equal(np.unique(cycles), [0.0, 1.0, 2.0])
+    assert (pd.Series(cycles).value_counts() == 10).all()
+
+
+def test_short_interval_lowers_the_default_tolerance() -> None:
+    hours, keys = _scan([0, 20, 40], wells=2, step_min=1)
+    assert _tolerance_min(hours, keys) == pytest.approx(10.0)
+
+
+def test_zero_tolerance_keeps_every_time_and_duplicates_stay_together() -> None:
+    hours, keys = _scan([0, 240], wells=3, step_min=2)
+    cycles, _ = scan_cycles(hours, keys, tolerance_h=0.0)
+    np.testing.assert_array_equal(cycles, hours)
+    dup, _ = scan_cycles(np.array([0.0, 0.02, 4.0]), ["A1", "A1", "A1"], tolerance_h=0.5)
+    np.testing.assert_array_equal(dup, [0.0, 0.0, 4.0])  # a re-saved file: one slot, flagged later

@@ -8,7 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from phenolapse.data.platemap import ROLES, read_platemap, validate_platemap
+from phenolapse.data.platemap import (
+    ROLES,
+    case_conflicts,
+    normalize_text,
+    read_platemap,
+    validate_platemap,
+)
 from phenolapse.errors import PhenolapseError, PlateMapError
 
 
@@ -168,3 +174,26 @@ def test_validate_does_not_modify_the_input() -> None:
 
 def test_errors_are_phenolapse_errors() -> None:
     assert issubclass(PlateMapError, PhenolapseError)
+
+
+def test_normalize_text() -> None:
+    assert normalize_text(" drug\u200b03\u00a0 ") == "drug03"
+    assert normalize_text("a \t b") == "a b"
+    assert normalize_text("Cafe\u0301") == "Caf\u00e9"
+
+
+def test_case_conflicts_name_both_spellings() -> None:
+    pm = pd.DataFrame({"drug": ["drug03", "Drug03", "taxol", ""]})
+    (msg,) = case_conflicts(pm)
+    assert "'Drug03' and 'drug03'" in msg
+
+
+def test_blank_rows_skipped_and_lines_still_counted(tmp_path: Path) -> None:
+    path = tmp_path / "pm.csv"
+    path.write_text(
+        "plate,well,drug,concentration_um,role\n,,,,\nP1,A1,x,1,treatment\nP1,A2,y,abc,treatment\n"
+    )
+    with pytest.raises(PlateMapError, match=r"line 4: concentration_um 'abc'"):
+        read_platemap(path)
+    path.write_text("plate;well;drug;concentration_um;role\nP1;A1;x;1;treatment\n;;;;\n")
+    assert read_platemap(path)["well"].tolist() == ["A1"]
