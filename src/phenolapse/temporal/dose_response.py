@@ -112,25 +112,29 @@ def fit_log_logistic(
     c0 = float(np.mean(high_dose))
     with np.errstate(divide="ignore"):
         log_x = np.log(x)
-    best = None
     mid = float(np.median(log_pos))
-    starts = [(1.0, mid), (1.0, log_pos[-1]), (3.0, mid), (0.5, log_pos[0]), (1.0, log_pos[0])]
-    for i, (b0, log_e0) in enumerate(starts):
+    starts = [(1.0, mid), (1.0, log_pos[-1]), (3.0, mid), (0.5, log_pos[0])]
+
+    def solve(start: np.ndarray, nfev: int) -> Any:
         try:
-            res = least_squares(
+            return least_squares(
                 lambda p: _model(p, log_x) - y,
-                np.array([b0, c0, d0, log_e0]),
+                start,
                 jac=lambda p: _jacobian(p, log_x),
                 method="lm",
-                max_nfev=200,
+                max_nfev=nfev,
             )
         except (ValueError, np.linalg.LinAlgError):
-            continue
-        if np.isfinite(res.cost) and (best is None or res.cost < best.cost - 1e-12):
-            best = res
-        inside = best is not None and log_pos[0] - 1.0 <= best.x[3] <= log_pos[-1] + 1.0
-        if i >= 1 and best is not None and best.status > 0 and inside and abs(best.x[0]) < 50:
-            break
+            return None
+
+    # coarse fits from several starts, then the best one refined
+    coarse = [solve(np.array([b0, c0, d0, e0]), 30) for b0, e0 in starts]
+    fits = [r for r in coarse if r is not None and np.isfinite(r.cost)]
+    best = min(fits, key=lambda r: float(r.cost)) if fits else None
+    if best is not None:
+        refined = solve(best.x, 300)
+        if refined is not None and np.isfinite(refined.cost) and refined.cost <= best.cost:
+            best = refined
     if best is None:
         return out
     p = best.x.copy()

@@ -176,20 +176,24 @@ def fit_gr_curve(
     upper = [1.0, log_levels[-1] + 2.0, 5.0]
     mid = float(np.median(log_c))
     starts = [[0.1, mid, 2.0], [-0.5, mid, 1.0], [0.5, log_levels[-1], 0.5]]
-    best = None
-    for s in starts:
-        res = least_squares(
+
+    def solve(start: Any, tol: float, nfev: int) -> Any:
+        return least_squares(
             lambda p: _sigmoid(p, log_c) - y,
-            np.clip(s, lower, upper),
+            np.clip(start, lower, upper),
             jac=lambda p: _sigmoid_jac(p, log_c),
             bounds=(lower, upper),
-            xtol=1e-12,
-            ftol=1e-12,
-            gtol=1e-12,
-            max_nfev=150,
+            xtol=tol,
+            ftol=tol,
+            gtol=tol,
+            max_nfev=nfev,
         )
-        if best is None or res.cost < best.cost:
-            best = res
+
+    # coarse fits from several starts, then the best one refined
+    best = min((solve(s, 1e-6, 40) for s in starts), key=lambda r: float(r.cost))
+    refined = solve(best.x, 1e-10, 100)
+    if refined.cost <= best.cost:
+        best = refined
     assert best is not None
     rss_sig = float(2.0 * best.cost)
     rss_flat = float(((y - y.mean()) ** 2).sum())
