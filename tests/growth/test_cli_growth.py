@@ -168,3 +168,16 @@ def test_growth_outputs_documented(toy_inputs: dict[str, Path], tmp_path: Path) 
     assert docs.undocumented({p.stem for p in (out / "figures").iterdir()}) == []
     ann = pd.read_csv(out / "annotations.csv")
     assert all(f"`{r}`" in docs.TEXT for r in set(ann["death_rule"]))
+
+
+@pytest.mark.bad_input("growth")
+def test_failed_run_leaves_earlier_results_untouched(
+    toy_inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    good = ["growth", toy_inputs["phase"], "--platemap", toy_inputs["platemap"], "--no-figures"]
+    assert run([*good, "--out", out]).exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    res = run([*good, "--out", out, "--group-by", "no_such_column"])
+    assert res.exit_code == 2 and "no_such_column" in res.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
