@@ -330,7 +330,7 @@ def test_unparseable_name_raises_or_is_skipped(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as info:
         build_manifest(tmp_path, progress=False)
     msg = str(info.value)
-    assert msg.startswith(f"1 of 2 files under {tmp_path} cannot be used (use --skip-bad")
+    assert msg.startswith(f"1 of 2 files under {tmp_path} cannot be used (--skip-bad")
     assert "overview_scan.png: file name not understood" in msg
     m = build_manifest(tmp_path, on_error="skip", progress=False)
     assert list(m["image_path"]) == [str(good)]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import yaml
 from PIL import Image
 from typer.testing import CliRunner, Result
 
@@ -307,6 +308,20 @@ def test_colour_jpeg_among_grayscale(earlier: Earlier) -> None:
     names = [str(colour), "colour", "grayscale"]
     assert_clean_failure(earlier.validate(), guard=[earlier.out], names=names, code=1)
     assert_clean_failure(earlier.ingest(), guard=[earlier.out], names=names, code=2)
+
+
+@pytest.mark.bad_input("run")
+def test_run_stops_at_ingest_on_a_colour_image(earlier: Earlier) -> None:
+    colour = earlier.plate / name("B2", 12, "jpg")
+    Image.fromarray(np.stack([gray(), gray(), gray()], axis=-1)).save(colour)
+    cfg = earlier.root / "phenolapse.yaml"
+    assert invoke(["config", "init", cfg]).exit_code == 0
+    data = yaml.safe_load(cfg.read_text())
+    data["output_dir"] = str(earlier.root / "run")
+    data["screen"] = {"images_dir": str(earlier.images), "platemap": str(earlier.platemap)}
+    cfg.write_text(yaml.safe_dump(data))
+    assert_clean_failure(["run", cfg, "--until", "ingest"], guard=[earlier.out, cfg], code=2,
+                         names=[str(colour), "grayscale", "skip_bad"])  # fmt: skip
 
 
 @pytest.mark.bad_input("ingest")

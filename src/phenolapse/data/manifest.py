@@ -199,7 +199,8 @@ def build_manifest(
     if errors and on_error == "raise":
         raise ManifestError(
             f"{len(errors)} of {len(files)} files under {root} cannot be used "
-            f"(use --skip-bad to leave them out):" + _listing(errors)
+            "(--skip-bad, or screen.skip_bad: true in a run configuration, leaves them out):"
+            + _listing(errors)
         )
     if not rows:
         raise ManifestError(f"{root}: none of the {len(files)} image files could be used")
