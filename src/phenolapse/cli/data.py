@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -17,7 +17,7 @@ _TOLERANCE_HELP = (
 )
 
 
-def _interrupted(what: str) -> None:
+def _interrupted(what: str) -> NoReturn:
     """Report Ctrl-C and exit 130 (the shell's code for an interrupt)."""
     typer.secho(f"interrupted: {what}", err=True, fg=typer.colors.YELLOW)
     raise typer.Exit(INTERRUPTED)
