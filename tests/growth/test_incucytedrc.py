@@ -52,3 +52,16 @@ def test_ec50_at_published_cut_times(t47d) -> None:  # type: ignore[no-untyped-d
     assert got.loc[(170.0, "PDD00017252"), "ec50_um"] == pytest.approx(7.99, rel=0.02)
     assert got.loc[(170.0, "PDD00014673"), "ec50_um"] == pytest.approx(25.97, rel=0.03)
     assert got.loc[(170.0, "PDD00017252"), "ec50_se"] == pytest.approx(1.47, rel=0.1)
+
+
+def test_cut_time_from_doublings(t47d) -> None:  # type: ignore[no-untyped-def]
+    """IncucyteDRC's cut: 4 doublings of the controls after 24 h, capped at 80 % confluence."""
+    from phenolapse.temporal.growth_course import doubling_cut_times
+    from phenolapse.temporal.growth_run import GrowthAnalysisConfig, _doubling_fits
+
+    cut = doubling_cut_times(t47d, baseline_h=5, doublings=3.5, max_value=80).iloc[0]
+    assert cut["cut_time_h"] == pytest.approx(153, abs=3)  # published: 153 h
+    fits = _doubling_fits(t47d, [], GrowthAnalysisConfig(cut_doublings=(24, 4, 80)))
+    got = fits.set_index("drug")["ec50_um"]
+    assert (fits["time_kind"] == "doublings").all()
+    assert abs(got["PDD00014673"] - 26.04) < 18.39 and abs(got["PDD00017252"] - 8.16) < 1.38

@@ -50,6 +50,13 @@ def register(app: typer.Typer) -> None:
         tolerance_h: Annotated[
             float | None, typer.Option(help="Time stamps this close (h) are one scan cycle.")
         ] = None,
+        cut_doublings: Annotated[
+            str | None,
+            typer.Option(
+                help="BASELINE,DOUBLINGS,MAX: also fit when the controls have doubled DOUBLINGS "
+                "times after BASELINE h (capped at the readout MAX), e.g. 24,4,80."
+            ),
+        ] = None,
         config: Annotated[
             Path | None, typer.Option(help="YAML file with GrowthAnalysisConfig options.")
         ] = None,
@@ -76,6 +83,13 @@ def register(app: typer.Typer) -> None:
                 updates["times"] = list(at)
             if group_by:
                 updates["keys"] = list(group_by)
+            if cut_doublings is not None:
+                parts = [float(v) for v in cut_doublings.split(",")]
+                if len(parts) != 3:
+                    raise ValueError(
+                        f"--cut-doublings {cut_doublings!r}: give BASELINE,DOUBLINGS,MAX"
+                    )
+                updates["cut_doublings"] = tuple(parts)
             if tolerance_h is not None:
                 updates["tolerance_h"] = tolerance_h
             cfg = GrowthAnalysisConfig.model_validate({**cfg.model_dump(), **updates})

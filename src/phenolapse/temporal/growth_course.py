@@ -273,6 +273,7 @@ def dose_response_over_time(
         ["plate", "well", *[k for k in gkeys if k != "plate"], "drug", "concentration_um", "role"]
     ]
     data = values.merge(info, on=["plate", "well"], how="inner")
+    scans = set(df["time_h"].astype(float))
     if not all_times:
         data = data[data["time_h"].isin([float(t) for t in times])]
     rows = []
@@ -292,6 +293,7 @@ def dose_response_over_time(
                     **{k: v for k, v in meta.items() if k != "time_h"},
                     "drug": drug,
                     "time_h": meta["time_h"],
+                    "time_kind": "scan" if meta["time_h"] in scans else "at",
                     "metric": metric,
                     "relative_to_control": relative,
                     "control_value": ctrl_mean,
@@ -302,6 +304,7 @@ def dose_response_over_time(
         *gkeys,
         "drug",
         "time_h",
+        "time_kind",
         "metric",
         "relative_to_control",
         "control_value",
@@ -310,3 +313,48 @@ def dose_response_over_time(
     out = pd.DataFrame(rows, columns=cols)
     out["n_points"] = out["n_points"].astype("Int64")
     return out
+
+
+def doubling_cut_times(
+    df: pd.DataFrame,
+    *,
+    metric: str = "confluence",
+    keys: Sequence[str] = (),
+    baseline_h: float = 24.0,
+    doublings: float = 4.0,
+    max_value: float = 80.0,
+) -> pd.DataFrame:
+    """Per group the time the controls need to double ``doublings`` times after ``baseline_h``.
+
+    The control curve (mean of the control wells, linear between scans) is read at
+    ``baseline_h``; the cut is where it first reaches that value times 2 ** ``doublings``, or
+    ``max_value`` when that is lower (the doublings reached are then fewer). NaN when the
+    control never gets there. Returns the group columns, ``cut_time_h``, ``value_at_baseline``
+    and ``doublings_reached``.
+    """
+    gkeys = _groups(df, keys)
+    rows = []
+    ctrl = df[(df["role"] == "negative_control") & (df["metric"] == metric)]
+    for gkey, grp in ctrl.groupby(gkeys, sort=True):
+        curve = grp.groupby("time_h")["value"].mean()
+        t = curve.index.to_numpy(dtype=np.float64)
+        v = curve.to_numpy(dtype=np.float64)
+        base = float(np.interp(baseline_h, t, v))
+        target = min(base * 2.0**doublings, max_value)
+        after = np.flatnonzero((t > baseline_h) & (v >= target))
+        cut = float("nan")
+        if base > 0 and after.size:
+            i = int(after[0])
+            t0, v0 = (baseline_h, base) if t[i - 1] < baseline_h else (t[i - 1], v[i - 1])
+            cut = float(np.interp(target, [v0, v[i]], [t0, t[i]])) if v[i] > v0 else float(t[i])
+        rows.append(
+            {
+                **dict(zip(gkeys, gkey, strict=True)),
+                "cut_time_h": cut,
+                "value_at_baseline": base,
+                "doublings_reached": float(np.log2(target / base)) if base > 0 else np.nan,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=[*gkeys, "cut_time_h", "value_at_baseline", "doublings_reached"]
+    )

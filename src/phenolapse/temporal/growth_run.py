@@ -31,6 +31,7 @@ from phenolapse.temporal.config import AnnotationConfig
 from phenolapse.temporal.gr_metrics import gr_metrics, gr_values
 from phenolapse.temporal.growth_course import (
     dose_response_over_time,
+    doubling_cut_times,
     gr_metrics_over_time,
     prepare,
     time_course_gr,
@@ -76,6 +77,9 @@ class GrowthAnalysisConfig(BaseModel):
     dead_fold_min: float = Field(default=3.0, gt=0)
     dead_gain_min: float = Field(default=1.5, gt=0)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
+    cut_doublings: tuple[float, float, float] | None = None
+    """(baseline h, doublings, maximum value): also fit at the time the controls need for that
+    many doublings after the baseline, capped where they reach the maximum (IncucyteDRC's cut)."""
     figure_times: list[float] | None = None
     """Times of the dose-response figures (default: a third, two thirds and the end)."""
 
@@ -191,6 +195,8 @@ def analyse_growth(
     first = dr.groupby(["plate", *keys])["time_h"].transform("min") if len(dr) else None
     if first is not None:
         dr = dr[dr["time_h"] > first].reset_index(drop=True)  # time zero carries no effect yet
+    if cfg.cut_doublings is not None:
+        dr = pd.concat([dr, _doubling_fits(df, keys, cfg)], ignore_index=True)
     ann = annotate_growth(
         gr,
         keys=["cell_line", "plate", *keys],
@@ -211,6 +217,38 @@ def analyse_growth(
         metric=cfg.metric,
         dead_metric=dead,
     )
+
+
+def _doubling_fits(df: pd.DataFrame, keys: list[str], cfg: GrowthAnalysisConfig) -> pd.DataFrame:
+    """Dose-response fits at each group's doubling cut time (``time_kind`` ``doublings``)."""
+    assert cfg.cut_doublings is not None
+    baseline, doublings, max_value = cfg.cut_doublings
+    cuts = doubling_cut_times(
+        df,
+        metric=cfg.metric,
+        keys=keys,
+        baseline_h=baseline,
+        doublings=doublings,
+        max_value=max_value,
+    )
+    gkeys = ["cell_line", "plate", *keys]
+    parts = []
+    for _, cut in cuts.iterrows():
+        if not np.isfinite(cut["cut_time_h"]):
+            continue
+        sel = np.ones(len(df), dtype=bool)
+        for k in gkeys:
+            sel &= (df[k] == cut[k]).to_numpy()
+        fit = dose_response_over_time(
+            df[sel],
+            metric=cfg.metric,
+            keys=keys,
+            times=[float(cut["cut_time_h"])],
+            relative=cfg.relative,
+            all_times=False,
+        )
+        parts.append(fit.assign(time_kind="doublings"))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _analyse_gr_table(table: pd.DataFrame, cfg: GrowthAnalysisConfig) -> GrowthResult:
