@@ -502,3 +502,10 @@ def test_embed_plain_folder_of_any_names(tmp_path: Path, weights: Path) -> None:
     assert by_file.loc["img 2.png", "plate"] == "more"
     profiles = pd.read_parquet(out / "profiles.parquet")
     assert len(profiles) == 3
+    alone = tmp_path / "one"
+    alone.mkdir()
+    Image.fromarray(gray()).save(alone / "HCT15_example.jpg")
+    res = invoke(["embed", alone, "--weights", weights, "--out", tmp_path / "out_one", "--mode",
+                  "full", "--image-size", "16", "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_parquet(tmp_path / "out_one" / "profiles.parquet")) == 1
