@@ -101,3 +101,20 @@ def test_readers_name_file_and_line(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1], "b": [2]}).to_csv(other, index=False)
     with pytest.raises(FeatureTableError, match=r"other\.csv: not a growth input"):
         sniff_input(other)
+
+
+def test_confluence_table_for_the_temporal_stage(toy_inputs: dict[str, Path]) -> None:
+    from phenolapse.data.incucyte import to_confluence_table
+    from phenolapse.temporal.growth import GROWTH_COLUMNS, growth_rate_inhibition
+
+    _kind, long = load_growth_inputs([toy_inputs["phase"]], platemap=toy_inputs["platemap"])
+    table = to_confluence_table(long)
+    assert sorted(table.columns) == sorted(GROWTH_COLUMNS)
+    assert table["confluence"].between(0, 1).all()
+    gr = growth_rate_inhibition(table)
+    ours = time_course_gr(prepare(long), metric="confluence")
+    a = gr[(gr["drug"] == "stat") & (gr["time_h"] == 48.0)].set_index("concentration_um")["gr"]
+    b = ours[(ours["drug"] == "stat") & (ours["time_h"] == 48.0)].set_index("concentration_um")[
+        "GR"
+    ]
+    assert np.allclose(a.sort_index().to_numpy(), b.sort_index().to_numpy())

@@ -552,3 +552,36 @@ def sniff_input(path: str | Path) -> str:
         "table (plate, well, time_h, metric, value) or a GR table (concentration, cell_count, "
         f"cell_count__ctrl, cell_count__time0); found columns {sorted(cols)[:12]}"
     )
+
+
+def to_confluence_table(
+    long: pd.DataFrame, *, metric: str = "confluence", percent: bool = True
+) -> pd.DataFrame:
+    """The temporal stage's growth table from a long growth table with conditions.
+
+    Columns ``cell_line, plate, well, time_h, drug, concentration_um, role, confluence``
+    (a fraction: percent values are divided by 100 when ``percent``); blank wells are left out.
+    """
+    need = ["plate", "well", "time_h", "metric", "value", "drug", "concentration_um", "role"]
+    missing = [c for c in need if c not in long.columns]
+    if missing:
+        raise FeatureTableError(f"growth table lacks column(s) {missing}; attach a plate map")
+    sub = long[(long["metric"] == metric) & (long["role"] != "blank")].copy()
+    if sub.empty:
+        raise FeatureTableError(f"no '{metric}' values (metrics: {sorted(set(long['metric']))})")
+    if "cell_line" not in sub.columns:
+        sub["cell_line"] = ""
+    empty = sub["cell_line"].fillna("").astype(str) == ""
+    sub.loc[empty, "cell_line"] = sub.loc[empty, "plate"]
+    sub["confluence"] = sub["value"] / 100.0 if percent else sub["value"]
+    cols = [
+        "cell_line",
+        "plate",
+        "well",
+        "time_h",
+        "drug",
+        "concentration_um",
+        "role",
+        "confluence",
+    ]
+    return sub[cols].sort_values(["plate", "well", "time_h"]).reset_index(drop=True)
