@@ -157,7 +157,7 @@ def draw_growth_figures(
     for gkey, mgrp in metrics.groupby(gkeys, sort=True) if gkeys else [((), metrics)]:
         meta = dict(zip(gkeys, gkey if isinstance(gkey, tuple) else (gkey,), strict=True))
         label = group_label(meta)
-        title = ", ".join(f"{v}" for v in meta.values())
+        title = ", ".join(dict.fromkeys(str(v) for v in meta.values()))
         if mgrp["time_h"].nunique() > 1 if "time_h" in mgrp.columns else False:
             files.append(plot_potency(mgrp, title=title, path=folder / f"potency_{label}.png"))
         if result.kind != "time_course":
