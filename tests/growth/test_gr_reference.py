@@ -97,3 +97,27 @@ def test_fit_gr_curve_recovers_parameters_and_flat() -> None:
     assert m["GRmax"] == pytest.approx(gr[-2:].min())
     flat = fit_gr_curve(c, 0.95 + 0.01 * np.sin(np.arange(9)))
     assert flat["fit"] == "flat" and flat["GR50"] == np.inf and flat["h_GR"] == 0.01
+
+
+def test_gr_table_with_dead_counts() -> None:
+    table = pd.DataFrame(
+        {
+            "cell_line": ["A", "A"],
+            "agent": ["d", "d"],
+            "concentration": [0.1, 1.0],
+            "cell_count": [300.0, 100.0],
+            "cell_count__ctrl": [400.0, 400.0],
+            "cell_count__time0": [100.0, 100.0],
+            "dead_count": [12.0, 90.0],
+            "dead_count__ctrl": [12.0, 12.0],
+            "dead_count__time0": [10.0, 10.0],
+        }
+    )
+    from phenolapse.data.incucyte import check_gr_table
+
+    out = gr_values(check_gr_table(table))
+    assert list(table.columns)[1] == "agent"  # the input is not modified
+    assert {"GR", "GR_static", "GR_toxic"} <= set(out.columns) and "drug" in out.columns
+    assert out.loc[0, "GR_toxic"] == pytest.approx(0.0, abs=0.01)
+    assert out.loc[1, "GR"] == pytest.approx(0.0) and out.loc[1, "GR_toxic"] < -0.3
+    assert out.loc[1, "GR_static"] > 0.3  # cells still divide, and die as fast

@@ -312,7 +312,7 @@ def read_platemap_xml(path: str | Path) -> pd.DataFrame:
                 rec["concentration_um"] = rec["concentration"] * unit_factor(units[0], source=well)
             except PlateMapError:
                 rec["concentration_um"] = np.nan
-        rec["role"] = _role(rec["drug"], rec.get("cell_line"))
+        rec["role"] = _role(rec["drug"])
         if rec["role"] == "negative_control":
             rec["concentration_um"] = 0.0
         rows.append(rec)
@@ -330,7 +330,7 @@ def _row_letters(index: int) -> str:
     return letters
 
 
-def _role(drug: str, cell_line: Any = None) -> str:
+def _role(drug: str) -> str:
     low = drug.strip().lower()
     if not low:
         return "blank"
