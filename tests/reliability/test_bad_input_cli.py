@@ -812,6 +812,11 @@ def run_output_dir_is_image_folder(ws: Workspace) -> Case:
     return ["run", cfg], [ws.images, cfg, ws.outputs["run"]], ["output_dir", str(ws.images)]
 
 
+def config_check_output_dir_is_image_folder(ws: Workspace) -> Case:
+    cfg = _run_config(ws, "run_out_images.yaml", _set("output_dir", str(ws.images)))
+    return ["config", "check", cfg], [ws.images, cfg], ["output_dir", str(ws.images)]
+
+
 def run_output_dir_inside_image_folder(ws: Workspace) -> Case:
     inside = ws.images / "results"
     cfg = _run_config(ws, "run_out_in_images.yaml", _set("output_dir", str(inside)))
@@ -903,7 +908,8 @@ CASES: dict[str, list[Callable[..., Case]]] = {
             run_output_dir_inside_image_folder],
     "config check": [config_check_unknown_key, config_check_wrong_type, config_check_missing_path,
                      config_check_not_yaml, config_check_missing_file,
-                     config_check_yaml_anchor_bomb, config_check_unknown_simulator_override],
+                     config_check_yaml_anchor_bomb, config_check_unknown_simulator_override,
+                     config_check_output_dir_is_image_folder],
     "config init": [config_init_existing_file, config_init_existing_folder,
                     config_init_parent_is_file],
     "demo": [demo_unknown_stage, demo_out_is_file, demo_bad_seed],

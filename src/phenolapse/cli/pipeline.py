@@ -138,11 +138,19 @@ def register(app: typer.Typer) -> None:
 
     @config_app.command("check")
     def config_check(config: Annotated[Path, typer.Argument(help="YAML configuration.")]) -> None:
-        """Validate a configuration without running anything."""
+        """Validate a configuration without running anything.
+
+        Checks what ``run`` checks before any work: keys, types, input paths, the output folder
+        and the optional dependencies the enabled options need.
+        """
+        from phenolapse.extras import require
         from phenolapse.pipeline.config import load_pipeline_config
+        from phenolapse.pipeline.stages import check_output_dir, optional_needs
 
         try:
-            load_pipeline_config(config)
+            cfg = load_pipeline_config(config)
+            check_output_dir(cfg)
+            require(optional_needs(cfg), remedy="or turn those options off")
         except PhenolapseError as exc:
             fail(str(exc))
         typer.echo(f"{config}: valid")
