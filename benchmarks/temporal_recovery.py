@@ -7,20 +7,34 @@ label-free confluence on the images, run the temporal stage, and compare the ann
 - ``combined``: image features + growth (the default pipeline);
 - ``growth_only``: confluence/GR rules alone (the baseline: what an Incucyte confluence export
   gives without image features);
-- ``features_only``: DTW cluster shapes + distance magnitude alone.
+- ``features_only``: the image features alone: distance size, then where a condition went against
+  the control's path in feature space (``feature_effect``).
 
 It also counts the drugs that change morphology without changing growth (``morphology_only`` in
 truth.csv) that the feature distance detects (``morphology_change``).
 
-Features: ``--features convae`` trains a ConvAE with :func:`phenolapse.training.train` on the
-screen's own images and embeds them (the intended setting; needs torch and, for speed, a GPU);
-``--features classical`` uses cheap intensity/texture features (no torch, minutes on 2 CPU cores).
+Features: ``--features published`` embeds the images with a given ConvAE weights file (default:
+the published weights in ``../shared/data/pheno-ml``) and the default ``stats`` features;
+``--features convae`` trains a ConvAE with :func:`phenolapse.training.train` on the screen's own
+images and embeds them (needs torch and, for speed, a GPU); ``--features classical`` uses cheap
+intensity/texture features (no torch, minutes on 2 CPU cores). ``--convae-features`` picks the
+ConvAE feature set and ``--normalization`` the profile normalisation (default: robust z-scores
+against each plate's controls; ``none`` is the reference).
+
+Also scored: feature-only detection, the ROC AUC of ``max_relative_distance`` for "any effect vs
+none" (``auc_effect``: truth effect other than ``no_effect``; ``auc_visible``: the same, also
+counting drugs that only change morphology, which the features should see), and the accuracy of
+``feature_effect`` (the features alone, ``--no-growth``). ``--sim KEY=VALUE`` changes simulator
+options (e.g. ``--sim cell_size=1.35 --sim noise_sd=4.5``: a second setting).
 
 The last line printed is one JSON object with the worst seed's scores and the ratio of the
 combined accuracy to the growth-only baseline measured in the same run.
 
 Usage::
 
+    python benchmarks/temporal_recovery.py --seeds 0 1 2 --features published --workdir runs/tr
+    python benchmarks/temporal_recovery.py --seeds 100 --features published \
+        --sim cell_size=1.35 --sim noise_sd=4.5 --workdir runs/tr_alt
     python benchmarks/temporal_recovery.py --seeds 0 1 2 --features classical
     python benchmarks/temporal_recovery.py --seeds 0 1 2 --features convae --epochs 5
     python benchmarks/temporal_recovery.py --seeds 0 1 2 --features convae --epochs 3 \
@@ -40,6 +54,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+PUBLISHED = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "data"
+    / "pheno-ml"
+    / ("trained_model.torch")
+)
 META = ["cell_line", "plate", "well", "time_h", "drug", "concentration_um", "role"]
 
 
@@ -86,7 +108,6 @@ def convae_profiles(
 ) -> tuple[pd.DataFrame, float]:
     """Train a ConvAE on the screen's images (or reuse ``work/train/model.pt``), embed them,
     return the profiles and the training seconds (0 when reused)."""
-    from phenolapse.embedding import EmbedConfig, embed_manifest, read_profiles
     from phenolapse.training import make_config, train
 
     preprocess = {"crop_size": args.crop_size, "image_size": args.image_size}
@@ -94,9 +115,14 @@ def convae_profiles(
     t0 = time.perf_counter()
     if not model_path.is_file():
         settings: dict[str, object] = {
-            "epochs": args.epochs, "device": args.device, "progress": False, "seed": seed,
-            "preprocess": preprocess, "batch_size": args.batch_size,
-            "view_steps": args.view_steps, "lr_decay_epoch": max(1, args.epochs - 1),
+            "epochs": args.epochs,
+            "device": args.device,
+            "progress": False,
+            "seed": seed,
+            "preprocess": preprocess,
+            "batch_size": args.batch_size,
+            "view_steps": args.view_steps,
+            "lr_decay_epoch": max(1, args.epochs - 1),
         }
         if args.max_images is not None:
             settings["max_images"] = args.max_images
@@ -106,12 +132,40 @@ def convae_profiles(
             settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}, {"n": 1, "scale": [0.5, 0.75]}]
         model_path = train(manifest, out=work / "train", config=make_config(settings)).model_path
     t_train = time.perf_counter() - t0
+    return embed_profiles(manifest, model_path, work / "embed", args=args), t_train
+
+
+def embed_profiles(
+    manifest: pd.DataFrame, weights: Path, out: Path, *, args: argparse.Namespace
+) -> pd.DataFrame:
+    """Embed the screen with ``weights`` into ``out`` (reused when already there)."""
+    from phenolapse.embedding import EmbedConfig, embed_manifest, read_profiles
+
     embed_cfg = EmbedConfig.model_validate(
-        {"preprocess": preprocess, "device": args.device, "progress": False}
+        {
+            "preprocess": {"crop_size": args.crop_size, "image_size": args.image_size},
+            "device": args.device,
+            "progress": False,
+            "convae_features": args.convae_features,
+        }
     )
-    if not (work / "embed" / "profiles.parquet").is_file():  # reuse an earlier embedding
-        embed_manifest(manifest, weights=model_path, out=work / "embed", config=embed_cfg)
-    return read_profiles(work / "embed" / "profiles.parquet"), t_train
+    if not (out / "profiles.parquet").is_file():  # reuse an earlier embedding
+        embed_manifest(manifest, weights=weights, out=out, config=embed_cfg)
+    return read_profiles(out / "profiles.parquet")
+
+
+def detection_auc(ann: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """ROC AUC of ``max_relative_distance`` for effect vs none, and effect-or-morphology vs none."""
+    from sklearn.metrics import roc_auc_score
+
+    m = ann.merge(truth, on=["cell_line", "drug", "concentration_um"], suffixes=("", "_truth"))
+    score_ = m["max_relative_distance"].astype(float).fillna(np.inf)
+    effect = (m["effect_truth"] != "no_effect").to_numpy()
+    visible = effect | m["morphology_only"].astype(bool).to_numpy()
+    out = {}
+    for name, y in (("auc_effect", effect), ("auc_visible", visible)):
+        out[name] = round(float(roc_auc_score(y, score_)), 4) if 0 < y.sum() < y.size else np.nan
+    return out
 
 
 def score(ann: pd.DataFrame, truth: pd.DataFrame, column: str) -> dict[str, float]:
@@ -131,16 +185,26 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
     t0 = time.perf_counter()
     folder = root / f"screen{seed}"
     if not (folder / "truth.csv").is_file():  # reuse a screen simulated by an earlier run
-        simulate_screen(folder, preset=args.preset, seed=seed, progress=False)
+        simulate_screen(folder, preset=args.preset, seed=seed, progress=False, **sim_options(args))
     manifest = build_manifest(folder / "images", platemap=folder / "platemap.csv", progress=False)
     truth = pd.read_csv(folder / "truth.csv")
     truth = truth[truth["role"] == "treatment"]
     if args.features == "convae":
         profiles, t_train = convae_profiles(manifest, root / f"work{seed}", args=args, seed=seed)
+    elif args.features == "published":
+        out = root / f"work{seed}" / f"embed_{args.weights.stem}_{args.convae_features}"
+        profiles, t_train = embed_profiles(manifest, args.weights, out, args=args), 0.0
     else:
         profiles, t_train = classical_profiles(manifest), 0.0
-    cfg = TemporalConfig(progress=False)
-    growth = growth_from_manifest(manifest, cfg, progress=False)
+    cfg = TemporalConfig.model_validate(
+        {"progress": False, "normalization": {"method": args.normalization}}
+    )
+    growth_csv = folder / "confluence_measured.csv"
+    if growth_csv.is_file():
+        growth = pd.read_csv(growth_csv, dtype={"plate": str, "well": str})
+    else:
+        growth = growth_from_manifest(manifest, cfg, progress=False)
+        growth.to_csv(growth_csv, index=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = analyse(profiles, config=cfg, growth=growth)
@@ -159,6 +223,7 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
     truth_e = truth[["cell_line", "drug", "concentration_um", "effect"]]
     return {
         "seed": seed,
+        **detection_auc(fo, truth),
         "n_units": len(ann),
         "k": len(res.centroids),
         "combined": score(ann, truth_e, "effect"),
@@ -177,21 +242,55 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> dict[str, objec
     }
 
 
+def sim_options(args: argparse.Namespace) -> dict[str, float]:
+    """``--sim KEY=VALUE`` pairs as simulator overrides (numbers)."""
+    out = {}
+    for item in getattr(args, "sim", None) or []:
+        key, _, value = item.partition("=")
+        out[key] = float(value)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--features", choices=["classical", "convae"], default="classical")
+    parser.add_argument(
+        "--features", choices=["classical", "convae", "published"], default="published"
+    )
+    parser.add_argument(
+        "--weights", type=Path, default=PUBLISHED, help="ConvAE weights for --features published"
+    )
+    parser.add_argument("--convae-features", default="stats", choices=["stats", "pooled", "latent"])
+    parser.add_argument(
+        "--normalization", default="mad_robustize", choices=["mad_robustize", "standardize", "none"]
+    )
+    parser.add_argument(
+        "--sim",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="simulator option, e.g. cell_size=1.35 (repeatable)",
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep screens and models here; work<SEED>/train/model.pt is reused")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep screens and models here; work<SEED>/train/model.pt is reused",
+    )
     parser.add_argument("--image-size", type=int, default=128, help="model input side (px)")
     parser.add_argument("--crop-size", type=int, default=256, help="centre crop of the frame")
     parser.add_argument("--max-images", type=int, default=None, help="training images cap")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--views", type=int, choices=[0, 1, 2], default=0,
-                        help="0: reference multi-crop; 1: whole frame; 2: whole + one 0.5-0.75")
+    parser.add_argument(
+        "--views",
+        type=int,
+        choices=[0, 1, 2],
+        default=0,
+        help="0: reference multi-crop; 1: whole frame; 2: whole + one 0.5-0.75",
+    )
     parser.add_argument("--view-steps", choices=["separate", "joint"], default="separate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,7 +298,8 @@ def main() -> None:
         rows = [run_seed(s, args, root) for s in args.seeds]
     for r in rows:
         print(
-            f"seed {r['seed']}: n={r['n_units']} k={r['k']} combined={r['combined']} "
+            f"seed {r['seed']}: n={r['n_units']} k={r['k']} auc_effect={r['auc_effect']} "
+            f"auc_visible={r['auc_visible']} combined={r['combined']} "
             f"growth_only={r['growth_only']} features_only={r['features_only']} "
             f"morphology-only detected {r['morphology_detected']}/{r['morphology_only_units']} "
             f"(false flags {r['morphology_false_flags']}) [{r['seconds']} s, "
@@ -218,6 +318,15 @@ def main() -> None:
         "baseline_accuracy": min(r["growth_only"]["accuracy"] for r in rows),  # type: ignore[index]
         "baseline_macro_f1": min(r["growth_only"]["macro_f1"] for r in rows),  # type: ignore[index]
         "features_only_accuracy": min(r["features_only"]["accuracy"] for r in rows),  # type: ignore[index]
+        "auc_effect": min(float(r["auc_effect"]) for r in rows),  # type: ignore[arg-type]
+        "auc_visible": min(float(r["auc_visible"]) for r in rows),  # type: ignore[arg-type]
+        "combined_above_growth_every_seed": all(
+            r["combined"]["accuracy"] > r["growth_only"]["accuracy"]  # type: ignore[index]
+            for r in rows
+        ),
+        "sim": args.sim,
+        "convae_features": args.convae_features,
+        "normalization": args.normalization,
         "ratio_vs_growth_only": round(
             float(np.mean([r["combined"]["accuracy"] for r in rows]))  # type: ignore[index]
             / float(np.mean([r["growth_only"]["accuracy"] for r in rows])),  # type: ignore[index]
@@ -227,13 +336,34 @@ def main() -> None:
         "morphology_only_units": sum(int(r["morphology_only_units"]) for r in rows),  # type: ignore[call-overload]
         "worst_seed": worst["seed"],
         "per_seed": [
-            {k: r[k] for k in ("seed", "combined", "growth_only", "features_only",
-                               "morphology_detected", "morphology_only_units", "seconds")}
+            {
+                k: r[k]
+                for k in (
+                    "seed",
+                    "auc_effect",
+                    "auc_visible",
+                    "combined",
+                    "growth_only",
+                    "features_only",
+                    "morphology_detected",
+                    "morphology_only_units",
+                    "seconds",
+                )
+            }
             for r in rows
         ],
-        "recipe": {k: getattr(args, k) for k in ("epochs", "image_size", "crop_size",
-                                                 "max_images", "batch_size", "views",
-                                                 "view_steps")},
+        "recipe": {
+            k: getattr(args, k)
+            for k in (
+                "epochs",
+                "image_size",
+                "crop_size",
+                "max_images",
+                "batch_size",
+                "views",
+                "view_steps",
+            )
+        },
     }
     print(json.dumps(summary))
 

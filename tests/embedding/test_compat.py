@@ -54,7 +54,18 @@ def test_cli_matches_reference_encoder(
     weights, images, ref = published
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        app, ["embed", str(images), "--weights", str(weights), "--out", str(out), "--no-progress"]
+        app,
+        [
+            "embed",
+            str(images),
+            "--weights",
+            str(weights),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--convae-features",
+            "latent",
+        ],
     )
     assert result.exit_code == 0, result.output
     meta, feats = read_features(out)

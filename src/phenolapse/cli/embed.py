@@ -61,7 +61,10 @@ def register(app: typer.Typer) -> None:
         image_size: Annotated[int | None, typer.Option(help="Model input side in pixels.")] = None,
         convae_features: Annotated[
             str | None,
-            typer.Option(help="ConvAE features: latent (the reference) or pooled (position-free)."),
+            typer.Option(
+                help="ConvAE features: stats (default, position-free statistics), latent (the "
+                "reference) or pooled."
+            ),
         ] = None,
         platemap: Annotated[
             Path | None, typer.Option(help="Plate map, when MANIFEST is a folder of images.")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phenolapse.data.imageio import PreprocessConfig
+from phenolapse.embedding.normalize import NormalizationConfig
 
 
 class EmbedConfig(BaseModel):
@@ -18,9 +19,12 @@ class EmbedConfig(BaseModel):
     preprocess
         Crop / resize / intensity scaling of every frame (the reference: centre crop 256 -> 128).
     convae_features
-        Features of a ConvAE weights file: ``latent``, the flattened latent (the reference), or
-        ``pooled``, mean and max over space of every encoder activation (456 numbers that do not
-        depend on where cells lie in the field).
+        Features of a ConvAE weights file: ``stats`` (the default), 54 position-free statistics
+        of the image and of the encoder's last layers (intensity quantiles, texture, the mean
+        of every channel of the last ReLU and of the latent, and the latent's Gram matrix), which
+        follow both cell mass and cell shape; ``latent``, the flattened latent (the reference,
+        a map of where cells lie); or ``pooled``, mean and max over space of every encoder
+        activation (456 numbers). docs/features.md compares them.
     batch_size
         Images decoded per loader batch (one transfer to the device).
     micro_batch
@@ -46,6 +50,9 @@ class EmbedConfig(BaseModel):
         Also write the well-level profiles (``profiles.parquet``).
     aggregation
         How per-image features become a profile: ``mean`` (the reference) or ``median``.
+    normalization
+        How ``profiles_normalized.parquet`` is made from the profiles: robust z-scores against
+        each plate's negative controls by default; ``method: none`` copies the raw profiles.
     progress
         Show a progress bar.
     """
@@ -53,7 +60,7 @@ class EmbedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
-    convae_features: Literal["latent", "pooled"] = "latent"
+    convae_features: Literal["latent", "pooled", "stats"] = "stats"
     batch_size: int = Field(default=64, ge=1)
     micro_batch: int | None = Field(default=None, ge=1)
     device: str = "auto"
@@ -65,6 +72,7 @@ class EmbedConfig(BaseModel):
     chunk_rows: int = Field(default=1024, ge=1)
     profiles: bool = True
     aggregation: Literal["mean", "median"] = "mean"
+    normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     progress: bool = True
 
     @field_validator("device")

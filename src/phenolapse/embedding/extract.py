@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from phenolapse.data.imageio import load_for_model, plate_intensity_ranges
 from phenolapse.embedding.config import EmbedConfig
-from phenolapse.embedding.profiles import profiles_from_store
+from phenolapse.embedding.normalize import NORMALIZED_NAME, NormalizationConfig, normalize_profiles
+from phenolapse.embedding.profiles import profiles_from_store, read_profiles
 from phenolapse.embedding.store import (
     SKIPPED_NAME,
     FeatureStore,
@@ -46,6 +47,7 @@ from phenolapse.errors import (
     ManifestError,
     PhenolapseError,
 )
+from phenolapse.io_utils import write_parquet
 from phenolapse.models.base import ConvAEExtractor, Extractor
 
 log = logging.getLogger(__name__)
@@ -510,6 +512,37 @@ def finish(
         profiles_from_store(
             store_path, profiles_path, aggregation=config.aggregation, progress=config.progress
         )
+        write_normalized_profiles(profiles_path, config.normalization)
+
+
+def write_normalized_profiles(profiles_path: Path, config: NormalizationConfig) -> Path | None:
+    """Write ``profiles_normalized.parquet`` beside ``profiles_path`` (see ``normalize``).
+
+    When the profiles cannot be normalised (a plate with too few wells) the reason is given as a
+    warning, an earlier normalised table is removed (it would no longer match) and None returned.
+    """
+    target = profiles_path.with_name(NORMALIZED_NAME)
+    profiles = read_profiles(profiles_path)
+    try:
+        result = normalize_profiles(profiles, config=config)
+    except FeatureTableError as exc:
+        target.unlink(missing_ok=True)
+        warnings.warn(f"{target.name} not written: {exc}", stacklevel=2)
+        return None
+    if not result.dropped.empty:
+        log.info(
+            "%d feature(s) dropped by the normalisation (e.g. %s)",
+            len(result.dropped),
+            ", ".join(result.dropped["feature"].head(3)),
+        )
+    return write_parquet(
+        result.profiles,
+        target,
+        kind="profiles_normalized",
+        normalization=config.model_dump(mode="json"),
+        dropped_features=result.dropped["feature"].tolist(),
+        fallback_plates=result.fallback_plates,
+    )
 
 
 def embed_manifest(

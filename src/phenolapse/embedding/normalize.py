@@ -30,6 +30,7 @@ from phenolapse.errors import FeatureTableError
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution -> its standard deviation
 NORMALIZED_NAME = "profiles_normalized.parquet"
+MIN_REFERENCE_ROWS = 3  # profiles a plate needs for a median and a MAD
 
 
 class NormalizationConfig(BaseModel):
@@ -165,6 +166,12 @@ def normalize_profiles(
             ref = rows
         if cfg.method == "none":
             continue
+        if int(ref.sum()) < MIN_REFERENCE_ROWS:
+            raise FeatureTableError(
+                f"plate {plate}: {int(ref.sum())} profile(s) to normalise against, at least "
+                f"{MIN_REFERENCE_ROWS} are needed; mark more wells as {cfg.control_role!r} or set "
+                "normalization method 'none'"
+            )
         center, spread = _center_scale(np.where(np.isfinite(x[ref]), x[ref], 0.0), cfg.method)
         magnitude = np.median(np.abs(x[rows]), axis=0)
         bad = ~(spread > cfg.min_spread * np.maximum(magnitude, 1e-12))

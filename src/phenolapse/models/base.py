@@ -32,6 +32,8 @@ from phenolapse.models.convae import (
     load_convae,
     pooled_encoder_features,
     pooled_feature_count,
+    stats_encoder_features,
+    stats_feature_count,
 )
 
 
@@ -85,7 +87,9 @@ class ConvAEExtractor(Extractor):
     features
         ``latent``: the flattened latent ``4 x H/4 x W/4`` (the reference); ``pooled``: mean and
         max over space of every encoder activation (456 numbers, independent of cell positions;
-        :meth:`~phenolapse.models.convae.ConvAE.pooled_features`).
+        :meth:`~phenolapse.models.convae.ConvAE.pooled_features`); ``stats``: position-free
+        statistics of the image and of the encoder's last layers (54 numbers;
+        :func:`~phenolapse.models.convae.stats_encoder_features`).
     """
 
     def __init__(
@@ -99,8 +103,10 @@ class ConvAEExtractor(Extractor):
         super().__init__()
         if input_size % 4:
             raise ConfigError(f"ConvAE input size must be divisible by 4, got {input_size}")
-        if features not in ("latent", "pooled"):
-            raise ConfigError(f"ConvAE features must be 'latent' or 'pooled', got {features!r}")
+        if features not in ("latent", "pooled", "stats"):
+            raise ConfigError(
+                f"ConvAE features must be 'latent', 'pooled' or 'stats', got {features!r}"
+            )
         self.encoder = model.encoder
         self.name = name
         self.feature_prefix = name
@@ -109,6 +115,8 @@ class ConvAEExtractor(Extractor):
         self.features = features
         if features == "pooled":
             self.n_features = pooled_feature_count(model.encoder)
+        elif features == "stats":
+            self.n_features = stats_feature_count(model.encoder, self.in_channels)
         else:
             self.n_features = LATENT_CHANNELS * (input_size // 4) ** 2
         self.eval()
@@ -135,5 +143,7 @@ class ConvAEExtractor(Extractor):
         x = self.match_channels(x)
         if self.features == "pooled":
             return pooled_encoder_features(self.encoder, x)
+        if self.features == "stats":
+            return stats_encoder_features(self.encoder, x)
         z: torch.Tensor = self.encoder(x)
         return torch.flatten(z, start_dim=1)

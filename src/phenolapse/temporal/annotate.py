@@ -179,6 +179,33 @@ def growth_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[
     return "mixed", "6:slowed"
 
 
+def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[str, str]:
+    """Effect from where a unit went against the control's path (rules T1-T5).
+
+    Returns ``(effect, rule)``; ``("", "undefined")`` when the unit has no progress readout.
+    """
+    cfg = config or AnnotationConfig()
+
+    def get(name: str) -> float:
+        value = (
+            getattr(row, name, np.nan) if not isinstance(row, Mapping) else row.get(name, np.nan)
+        )
+        return float(value) if value is not None else float("nan")
+
+    end, fall = get("progress_end"), get("progress_fall")
+    if not np.isfinite(end):
+        return "", "undefined"
+    if end < cfg.progress_lost:
+        return "cytotoxic", "T1:moved_back"
+    if np.isfinite(fall) and fall >= cfg.progress_fall:
+        return "mixed", "T2:advanced_then_lost"
+    if end >= cfg.progress_like_control:
+        return "no_effect", "T3:shape_only"
+    if end <= cfg.progress_stalled:
+        return "cytostatic", "T4:stalled"
+    return "mixed", "T5:slowed"
+
+
 def annotate(
     units: pd.DataFrame,
     *,
@@ -236,10 +263,22 @@ def annotate(
         if "late_relative_distance" in out.columns:
             late = out["late_relative_distance"].to_numpy(dtype=np.float64)
             above |= np.isfinite(late) & (late > cfg.sustained_effect)
-        out["feature_effect"] = np.where(above, out["cluster_effect"], "no_effect")
+        if "progress_end" in out.columns:
+            calls = [trajectory_effect(r, config=cfg) for r in out.itertuples(index=False)]
+            path_effect = np.array([c[0] for c in calls], dtype=object)
+            rule = np.array([c[1] for c in calls], dtype=object)
+            undefined = rule == "undefined"
+            path_effect[undefined] = out["cluster_effect"].to_numpy()[undefined]
+            rule[undefined] = "cluster_shape"
+        else:
+            path_effect = out["cluster_effect"].to_numpy()
+            rule = np.full(len(out), "cluster_shape", dtype=object)
+        out["feature_effect"] = np.where(above, path_effect, "no_effect")
+        out["feature_rule"] = np.where(above, rule, "F0:inside_control_band")
         shows = above
     else:
         out["feature_effect"] = ""
+        out["feature_rule"] = ""
     if use_growth:
         for col in ("gr_end", "gr_late", "fall_ratio", "end_ratio"):
             if col not in out.columns:

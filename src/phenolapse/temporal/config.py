@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from phenolapse.embedding.normalize import NormalizationConfig
 from phenolapse.errors import ConfigError
 from phenolapse.io_utils import read_yaml_mapping
 from phenolapse.temporal.dtw import DTWClusterConfig
@@ -138,6 +139,18 @@ class AnnotationConfig(BaseModel):
     late_level, peak_fall
         Centroid shape cut-offs (on min-max scaled series): level of the last fifth that counts as
         "stays high" and drop from the peak that counts as "falls back".
+    progress_lost
+        Progress along the control's path at the end (``progress_end``; the control ends at 1)
+        below this: the well moved back past its start, cells were lost (cytotoxic).
+    progress_fall
+        Fall from the maximum progress to the end (``progress_fall``) at or above this: the well
+        advanced, then lost cells (mixed).
+    progress_stalled
+        ``progress_end`` at or below this: the well stopped where it was at drug addition
+        (cytostatic).
+    progress_like_control
+        ``progress_end`` at or above this: the well advanced like the control; a distance from
+        the control is a change of shape only (no_effect, ``morphology_change``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -152,11 +165,17 @@ class AnnotationConfig(BaseModel):
     sustained_effect: float = Field(default=1.0, gt=0)
     late_level: float = Field(default=0.6, ge=0, le=1)
     peak_fall: float = Field(default=0.3, ge=0, le=1)
+    progress_lost: float = -0.1
+    progress_fall: float = Field(default=0.25, gt=0)
+    progress_stalled: float = 0.3
+    progress_like_control: float = 0.8
 
     @model_validator(mode="after")
     def _check(self) -> AnnotationConfig:
         if not self.gr_cytotoxic <= self.gr_borderline <= self.gr_no_effect:
             raise ValueError("need gr_cytotoxic <= gr_borderline <= gr_no_effect")
+        if not self.progress_lost <= self.progress_stalled <= self.progress_like_control:
+            raise ValueError("need progress_lost <= progress_stalled <= progress_like_control")
         return self
 
 
@@ -165,6 +184,10 @@ class TemporalConfig(BaseModel):
 
     Attributes
     ----------
+    normalization
+        Normalisation of the profiles against each plate's negative controls before any
+        distance (robust z-scores by default; ``method: none`` is the reference). Idempotent:
+        profiles already normalised the same way come out unchanged.
     distance
         Distance of each treatment to the plate's control trajectory (SPEC 7.1-7.3).
     series
@@ -187,6 +210,7 @@ class TemporalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     distance: DistanceConfig = Field(default_factory=DistanceConfig)
     series: SeriesConfig = Field(default_factory=SeriesConfig)
     cluster: DTWClusterConfig = Field(default_factory=lambda: DTWClusterConfig.model_validate({}))

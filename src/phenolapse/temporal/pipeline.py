@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from phenolapse.embedding.normalize import normalize_profiles
 from phenolapse.errors import ConfigError, FeatureTableError
 from phenolapse.io_utils import atomic_write, write_csv, write_parquet
 from phenolapse.temporal.annotate import (
@@ -24,7 +25,7 @@ from phenolapse.temporal.annotate import (
     rules_markdown,
 )
 from phenolapse.temporal.config import TemporalConfig
-from phenolapse.temporal.distance import check_profiles, distance_to_control
+from phenolapse.temporal.distance import check_profiles, distance_to_control, onset_times
 from phenolapse.temporal.growth import (
     gr_summary,
     growth_rate_inhibition,
@@ -32,6 +33,7 @@ from phenolapse.temporal.growth import (
     well_confluence,
 )
 from phenolapse.temporal.series import SERIES_KEYS, SeriesSet, make_series
+from phenolapse.temporal.trajectory import trajectory_readouts
 
 UNIT_KEYS = ["cell_line", "plate", "drug", "concentration_um", "role"]
 
@@ -42,6 +44,7 @@ class TemporalResult:
 
     distances: pd.DataFrame
     replicates: pd.DataFrame
+    path: pd.DataFrame
     series: SeriesSet
     labels: np.ndarray
     centroids: np.ndarray
@@ -142,6 +145,10 @@ def analyse(
     cfg = config or TemporalConfig()
     profiles = profiles.copy()
     profiles.attrs = {}
+    check_profiles(profiles)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        profiles = normalize_profiles(profiles, config=cfg.normalization).profiles
     feats = check_profiles(profiles)
     dist_out = distance_to_control(
         profiles,
@@ -160,6 +167,9 @@ def analyse(
     units["cluster_effect"] = (
         cluster_table.set_index("cluster")["effect"].reindex(labels).to_numpy()
     )
+    units = units.merge(onset_times(distances), on=UNIT_KEYS, how="left")
+    path, path_summary = trajectory_readouts(profiles, feature_cols=feats)
+    units = units.merge(path_summary, on=UNIT_KEYS, how="left")
     gr = summary = None
     use_growth = cfg.use_growth and growth is not None
     if use_growth:
@@ -189,6 +199,7 @@ def analyse(
     return TemporalResult(
         distances=distances,
         replicates=replicates,
+        path=path,
         series=series,
         labels=labels,
         centroids=centroids,
@@ -214,6 +225,10 @@ def write_outputs(result: TemporalResult, out_dir: str | Path) -> dict[str, Path
     files["replicates"] = write_parquet(
         result.replicates, out / "distances_replicates.parquet", table="distances_replicates"
     )
+    if not result.path.empty:
+        files["path"] = write_parquet(
+            result.path, out / "control_path.parquet", table="control_path"
+        )
     files["series"] = write_parquet(
         _strip(result.series.to_frame()), out / "series.parquet", table="series"
     )
