@@ -95,3 +95,42 @@ def test_lock_refuses_second_writer(tmp_path: Path) -> None:
         pass
     with output_lock(tmp_path):  # released after the first holder leaves
         pass
+
+
+def _writer(name: str, folder: str) -> Stage:
+    def run(ctx: StageContext) -> dict[str, str]:
+        target = ctx.out_dir / folder
+        if target.exists():
+            ctx.remove(folder)
+        target.mkdir()
+        (target / "result.txt").write_text(str(ctx.config))
+        return {"dir": folder}
+
+    return Stage(name, (), lambda ctx: ctx.config, run, writes=(folder,))
+
+
+def test_stage_replaces_only_folders_recorded_as_its_own(tmp_path: Path) -> None:
+    from phenolapse.pipeline.runner import WRITTEN_NAME, read_written
+
+    run_stages([_writer("a", "res")], out_dir=tmp_path, config=1, echo=lambda s: None)
+    assert read_written(tmp_path) == {"res"}
+    run_stages([_writer("a", "res")], out_dir=tmp_path, config=2, echo=lambda s: None)
+    assert (tmp_path / "res" / "result.txt").read_text() == "2"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=r"mine: this folder was not written by phenolapse run"):
+        run_stages([_writer("b", "mine")], out_dir=tmp_path, config=1, echo=lambda s: None)
+    assert (mine / "notes.txt").read_text() == "keep"
+    assert "mine" not in read_written(tmp_path)
+    (tmp_path / WRITTEN_NAME).unlink()  # a folder written before the record existed
+    run_stages([_writer("a", "res")], out_dir=tmp_path, config=3, echo=lambda s: None)
+    assert read_written(tmp_path) == {"res"}
+
+
+def test_remove_refuses_paths_not_recorded(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    ctx = StageContext(out_dir=tmp_path, config=None)
+    with pytest.raises(ConfigError, match="refusing to delete"):
+        ctx.remove("x")
+    assert (tmp_path / "x").is_dir()
