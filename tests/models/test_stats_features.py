@@ -24,7 +24,7 @@ def test_same_cell_elsewhere_gives_the_same_stats_but_another_latent() -> None:
         fa = stats_encoder_features(model.encoder, a)
         fb = stats_encoder_features(model.encoder, b)
         la, lb = model.features(a), model.features(b)
-    assert fa.shape == (1, 54) == (1, stats_feature_count(model.encoder, 1))
+    assert fa.shape == (1, 40) == (1, stats_feature_count(model.encoder, 1))
     np.testing.assert_allclose(fa.numpy(), fb.numpy(), rtol=1e-4, atol=1e-6)
     # the flattened latent is a map of where the cell lies: it moves with the cell
     assert float(torch.linalg.norm(la - lb)) > 1e3 * float(torch.linalg.norm(fa - fb))
@@ -48,7 +48,7 @@ def test_image_statistics_and_batch_independence() -> None:
 
 def test_extractor_stats_mode_counts_channels() -> None:
     ex = ConvAEExtractor(ConvAE(in_channels=3), input_size=64, features="stats")
-    assert ex.n_features == 8 * 3 + 32 + 4 + 10
+    assert ex.n_features == 8 * 3 + 32
     with torch.no_grad():
         assert ex(torch.rand(2, 3, 64, 64)).shape == (2, ex.n_features)
     assert ex.describe()["convae_features"] == "stats"

@@ -19,10 +19,10 @@ class EmbedConfig(BaseModel):
     preprocess
         Crop / resize / intensity scaling of every frame (the reference: centre crop 256 -> 128).
     convae_features
-        Features of a ConvAE weights file: ``stats`` (the default), 54 position-free statistics
-        of the image and of the encoder's last layers (intensity quantiles, texture, the mean
-        of every channel of the last ReLU and of the latent, and the latent's Gram matrix), which
-        follow both cell mass and cell shape; ``latent``, the flattened latent (the reference,
+        Features of a ConvAE weights file: ``stats`` (the default), 40 position-free statistics
+        of the image and of the encoder (intensity quantiles, contrast and texture, and the mean
+        of every channel of the encoder's last ReLU), which follow cell mass and the local
+        patterns of cell shape; ``latent``, the flattened latent (the reference,
         a map of where cells lie); or ``pooled``, mean and max over space of every encoder
         activation (456 numbers). docs/features.md compares them.
     batch_size

@@ -88,7 +88,7 @@ class ConvAEExtractor(Extractor):
         ``latent``: the flattened latent ``4 x H/4 x W/4`` (the reference); ``pooled``: mean and
         max over space of every encoder activation (456 numbers, independent of cell positions;
         :meth:`~phenolapse.models.convae.ConvAE.pooled_features`); ``stats``: position-free
-        statistics of the image and of the encoder's last layers (54 numbers;
+        statistics of the image and of the encoder's last ReLU (40 numbers;
         :func:`~phenolapse.models.convae.stats_encoder_features`).
     """
 

@@ -19,7 +19,7 @@ from phenolapse.io_utils import atomic_path
 
 LATENT_CHANNELS = 4
 POOLED_LAYERS = (1, 4, 7, 8)  # encoder outputs pooled: the three ReLUs and the latent
-STATS_LAYERS = (7, 8)  # encoder outputs averaged by the ``stats`` features: last ReLU, latent
+STATS_LAYERS = (7,)  # encoder outputs averaged by the ``stats`` features: the last ReLU
 IMAGE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # flattened latent, pooled activations, or position-free statistics
 ConvAEFeatures = Literal["latent", "pooled", "stats"]
@@ -52,13 +52,12 @@ def _quantiles(flat: torch.Tensor, qs: tuple[float, ...]) -> torch.Tensor:
 
 
 def stats_encoder_features(encoder: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Position-free statistics of an image and of the ConvAE encoder's deeper layers.
+    """Position-free statistics of an image and of the ConvAE encoder's last ReLU layer.
 
     Per image channel: mean, standard deviation, the 5/25/50/75/95 % quantiles and the mean
-    absolute gradient of the intensities (cell mass, contrast, halo and texture); the mean over
-    space of every channel of the last ReLU and of the latent (what the encoder sees, wherever
-    the cells lie); and the Gram matrix of the latent channels (upper triangle, second moments
-    over space: texture and shape). ``8 * C + 32 + 4 + 10`` numbers (54 for one channel).
+    absolute gradient of the intensities (cell mass, contrast, halo and texture); then the mean
+    over space of every channel of the encoder's last ReLU (how much of each local pattern the
+    encoder finds, wherever the cells lie). ``8 * C + 32`` numbers (40 for one channel).
     """
     b, c = x.shape[:2]
     flat = x.reshape(b, c, -1)
@@ -75,10 +74,8 @@ def stats_encoder_features(encoder: nn.Sequential, x: torch.Tensor) -> torch.Ten
         h = layer(h)
         if i in STATS_LAYERS:
             parts.append(h.mean(dim=(2, 3)))
-    z = h.flatten(2)
-    gram = z @ z.transpose(1, 2) / z.shape[-1]
-    iu = torch.triu_indices(gram.shape[1], gram.shape[2], device=gram.device)
-    parts.append(gram[:, iu[0], iu[1]])
+        if i >= max(STATS_LAYERS):
+            break
     return torch.cat(parts, dim=1)
 
 
@@ -89,9 +86,8 @@ def stats_feature_count(encoder: nn.Sequential, in_channels: int) -> int:
         convs = [m for m in list(encoder)[: index + 1] if isinstance(m, nn.Conv2d)]
         return int(convs[-1].out_channels)
 
-    latent = channels_at(len(encoder) - 1)
     means = sum(channels_at(i) for i in STATS_LAYERS)
-    return (3 + len(IMAGE_QUANTILES)) * in_channels + means + latent * (latent + 1) // 2
+    return (3 + len(IMAGE_QUANTILES)) * in_channels + means
 
 
 def pooled_feature_count(encoder: nn.Sequential) -> int:

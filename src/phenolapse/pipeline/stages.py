@@ -5,7 +5,7 @@ Output folder layout::
     OUT/screen/            simulated screen (when screen.simulate is set)
     OUT/manifest.parquet   one row per image
     OUT/train/             ConvAE training run (model.pt, history.csv, loss_curve.png, checkpoints/)
-    OUT/embed/             features.zarr, profiles.parquet
+    OUT/embed/             features.zarr, profiles.parquet, profiles_normalized.parquet
     OUT/temporal/          distances, clusters, annotations, GR, figures
     OUT/lens/              classification with and without the lens, importance maps
     OUT/compare/           comparison.csv / .md and figures
@@ -202,7 +202,10 @@ def _embed_run(ctx: StageContext) -> dict[str, str]:
         # The store is this run's own, made for other inputs: this stage's results replace it.
         log.warning("%s; computing the features again", str(exc).split("; write to")[0])
         embed_manifest(manifest, weights=_weights(ctx), out=out, config=config, overwrite=True)
-    return {"features": "embed/features.zarr", "profiles": "embed/profiles.parquet"}
+    files = {"features": "embed/features.zarr", "profiles": "embed/profiles.parquet"}
+    if (out / "profiles_normalized.parquet").is_file():
+        files["profiles_normalized"] = "embed/profiles_normalized.parquet"
+    return files
 
 
 # ------------------------------------------------------------------------------------------ temporal
@@ -218,8 +221,10 @@ def _temporal_run(ctx: StageContext) -> dict[str, str]:
 
     cfg = _cfg(ctx)
     out = ctx.out_dir / "temporal"
+    normalized = ctx.out_dir / "embed" / "profiles_normalized.parquet"
+    source = normalized if normalized.is_file() else ctx.path("embed", "profiles")
     result = run_temporal(
-        read_profiles(ctx.path("embed", "profiles")),
+        read_profiles(source),
         out_dir=out,
         config=cfg.temporal,
         manifest=_manifest(ctx),

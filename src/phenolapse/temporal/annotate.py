@@ -15,13 +15,39 @@ the fall from peak to late level, and mapped to an effect:
 - ``low`` - peak < 1 - [late_level] : low and flat -> ``no_effect``;
 - ``intermediate`` - anything else -> ``mixed``.
 
-The user may replace this mapping (``cluster_effects``: cluster id -> effect). Min-max scaling
-removes absolute level, so the size of the distance decides whether the features show an effect at
-all, in units of the control's own spread: a unit shows an effect when its smoothed distance peaks
-above [distance_effect] (``max_relative_distance``) or stays above [sustained_effect] on average over
-the second half of the time course (``late_relative_distance``: a moderate change that persists,
-such as a drug that alters morphology without touching growth). ``feature_effect`` is the cluster
-effect for units that show an effect, else ``no_effect``.
+The user may replace this mapping (``cluster_effects``: cluster id -> effect).
+
+**Image features alone.** Profiles are first normalised against each plate's negative controls
+(robust z-scores), so a distance counts every feature in units of the control's own variation.
+Min-max scaling removes absolute level, so the size of the distance decides whether the features
+show an effect at all, in units of the control's own spread: a unit shows an effect when its
+smoothed distance peaks above [distance_effect] (``max_relative_distance``) or stays above
+[sustained_effect] on average over the second half of the time course (``late_relative_distance``:
+a moderate change that persists). ``onset_h`` is the first time the distance leaves the control
+band (above 1 at that and the next time point).
+
+*How* the unit acts is read from where it went against the control's own trajectory in feature
+space (:mod:`phenolapse.temporal.trajectory`): ``progress_end`` is how far along the control's
+path the unit has come by the end, in units of the control's own progress (0 at drug addition,
+about 1 for the control at the end); ``progress_fall`` its fall from the highest progress it
+reached. Rules for units that show an effect, first match wins (``feature_rule``):
+
+- T1. ``progress_end`` < [progress_lost], or ``progress_fall`` >= [progress_collapse] ending at
+  or below [progress_stalled]: it moved back along the path past where it started, or lost all it
+  had gained: cells were lost -> ``cytotoxic``;
+- T2. ``progress_fall`` >= [progress_fall]: it advanced, then lost ground -> ``mixed``;
+- T3. ``progress_end`` > [progress_beyond]: it went further along the path than the control
+  itself; drugs do not make cells outgrow their control, so this is cells rounding up or debris
+  that resemble a denser field -> ``mixed``;
+- T4. ``progress_end`` >= [progress_like_control]: it advanced like the control, so its distance
+  is off the path, a change of shape only -> ``no_effect`` (flagged ``morphology_change``);
+- T5. ``progress_end`` <= [progress_stalled]: it stalled where it was at drug addition ->
+  ``cytostatic``;
+- T6. otherwise (it advanced, more slowly than the control) -> ``mixed``.
+
+A unit without a path readout (a control trajectory that does not move) takes its cluster's
+effect, and so does every unit when the user maps clusters to effects. ``feature_effect`` is the
+rule's effect for units that show an effect, else ``no_effect`` (``F0:inside_control_band``).
 
 **Growth (confluence from the images or an Incucyte export; GR after Hafner et al. 2016).**
 Readouts per unit (:func:`phenolapse.temporal.growth.gr_summary`): ``end_ratio`` (end / start
@@ -38,17 +64,18 @@ end) and ``gr_late`` (GR over the second half of the time course). Rules, first 
 
 **Combination** (both readouts): the growth rules decide, with
 
-- 4f. in the borderline band of rule 4: ``mixed`` when the features show an effect, else
-  ``no_effect``;
+- 4f. in the borderline band of rule 4: ``mixed`` when the features show an effect or lag behind
+  the control along its path (``progress_end`` < [progress_like_control]), else ``no_effect``;
+- 5f. growth stopped by rule 5 while the features show the well advancing along the control's
+  path (``progress_end`` >= [progress_like_control]): the readouts disagree -> ``mixed``;
 - with a user cluster -> effect mapping, units whose features show an effect take the mapped
   effect of their cluster (the user's reading of the clusters overrides the growth rules);
 - ``morphology_change = True`` for every unit called ``no_effect`` whose features show an effect
   (a drug that changes morphology without changing growth);
 - ``feature_support`` says whether the features agree that something happened.
 
-Without growth (or for a unit without growth data): the feature effect (cluster effect when the
-features show an effect, else ``no_effect``). Without features: the growth rules (rule 4 ->
-``mixed``).
+Without growth (``--no-growth``, or a unit without growth data): the feature effect. Without
+features: the growth rules (rule 4 -> ``mixed``).
 
 **Consensus over cell lines**: per (drug, concentration) the most frequent effect; a tie between
 effects gives ``mixed``.
@@ -180,7 +207,7 @@ def growth_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[
 
 
 def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[str, str]:
-    """Effect from where a unit went against the control's path (rules T1-T5).
+    """Effect from where a unit went against the control's path (rules T1-T6).
 
     Returns ``(effect, rule)``; ``("", "undefined")`` when the unit has no progress readout.
     """
@@ -195,15 +222,20 @@ def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tu
     end, fall = get("progress_end"), get("progress_fall")
     if not np.isfinite(end):
         return "", "undefined"
-    if end < cfg.progress_lost:
-        return "cytotoxic", "T1:moved_back"
-    if np.isfinite(fall) and fall >= cfg.progress_fall:
+    fall = fall if np.isfinite(fall) else 0.0
+    if end < cfg.progress_lost or (
+        fall >= cfg.progress_collapse and end <= cfg.progress_stalled
+    ):
+        return "cytotoxic", "T1:lost"
+    if fall >= cfg.progress_fall:
         return "mixed", "T2:advanced_then_lost"
+    if end > cfg.progress_beyond:
+        return "mixed", "T3:beyond_control"
     if end >= cfg.progress_like_control:
-        return "no_effect", "T3:shape_only"
+        return "no_effect", "T4:shape_only"
     if end <= cfg.progress_stalled:
-        return "cytostatic", "T4:stalled"
-    return "mixed", "T5:slowed"
+        return "cytostatic", "T5:stalled"
+    return "mixed", "T6:slowed"
 
 
 def annotate(
@@ -263,7 +295,7 @@ def annotate(
         if "late_relative_distance" in out.columns:
             late = out["late_relative_distance"].to_numpy(dtype=np.float64)
             above |= np.isfinite(late) & (late > cfg.sustained_effect)
-        if "progress_end" in out.columns:
+        if "progress_end" in out.columns and cluster_effects is None:
             calls = [trajectory_effect(r, config=cfg) for r in out.itertuples(index=False)]
             path_effect = np.array([c[0] for c in calls], dtype=object)
             rule = np.array([c[1] for c in calls], dtype=object)
@@ -294,12 +326,18 @@ def annotate(
         g, f = str(r.growth_effect), str(r.feature_effect)
         no_growth = not use_growth or (use_features and r.growth_rule == "undefined")
         user_mapped = cluster_effects is not None and bool(shows[i])
+        advancing = bool(shows[i]) and float(getattr(r, "progress_end", np.nan)) >= (
+            cfg.progress_like_control
+        )
         if no_growth or user_mapped:
             effects.append(f)
+        elif use_features and r.growth_rule == "5:stopped" and advancing:
+            effects.append("mixed")
         elif not use_features or r.growth_rule != "4:borderline":
             effects.append(g)
         else:
-            effects.append("mixed" if shows[i] else "no_effect")
+            lagging = float(getattr(r, "progress_end", np.nan)) < cfg.progress_like_control
+            effects.append("mixed" if shows[i] or lagging else "no_effect")
     out["effect"] = effects
     out["morphology_change"] = shows & (out["effect"] == "no_effect").to_numpy()
     out["feature_support"] = shows if use_features else np.nan

@@ -141,16 +141,25 @@ class AnnotationConfig(BaseModel):
         "stays high" and drop from the peak that counts as "falls back".
     progress_lost
         Progress along the control's path at the end (``progress_end``; the control ends at 1)
-        below this: the well moved back past its start, cells were lost (cytotoxic).
+        below this: the well moved back well past its start, cells were lost (cytotoxic).
+    progress_collapse
+        Fall from the maximum progress to the end (``progress_fall``) at or above this, ending
+        at or below ``progress_stalled``: the well advanced, then lost what it had gained
+        (cytotoxic).
     progress_fall
-        Fall from the maximum progress to the end (``progress_fall``) at or above this: the well
-        advanced, then lost cells (mixed).
+        ``progress_fall`` at or above this (short of a collapse): the well advanced, then lost
+        ground (mixed).
+    progress_beyond
+        ``progress_end`` above this: the well went further along the control's path than the
+        control itself. Drugs do not make cells outgrow their control; this is cells rounding up
+        or debris that resemble a denser field (mixed).
+    progress_like_control
+        ``progress_end`` at or above this (up to ``progress_beyond``): the well advanced like the
+        control; a distance from the control is a change of shape only (no_effect,
+        ``morphology_change``).
     progress_stalled
         ``progress_end`` at or below this: the well stopped where it was at drug addition
         (cytostatic).
-    progress_like_control
-        ``progress_end`` at or above this: the well advanced like the control; a distance from
-        the control is a change of shape only (no_effect, ``morphology_change``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -165,17 +174,30 @@ class AnnotationConfig(BaseModel):
     sustained_effect: float = Field(default=1.0, gt=0)
     late_level: float = Field(default=0.6, ge=0, le=1)
     peak_fall: float = Field(default=0.3, ge=0, le=1)
-    progress_lost: float = -0.1
-    progress_fall: float = Field(default=0.25, gt=0)
+    progress_lost: float = -0.3
+    progress_collapse: float = Field(default=0.6, gt=0)
+    progress_fall: float = Field(default=0.2, gt=0)
+    progress_beyond: float = 1.65
+    progress_like_control: float = 0.95
     progress_stalled: float = 0.3
-    progress_like_control: float = 0.8
 
     @model_validator(mode="after")
     def _check(self) -> AnnotationConfig:
         if not self.gr_cytotoxic <= self.gr_borderline <= self.gr_no_effect:
             raise ValueError("need gr_cytotoxic <= gr_borderline <= gr_no_effect")
-        if not self.progress_lost <= self.progress_stalled <= self.progress_like_control:
-            raise ValueError("need progress_lost <= progress_stalled <= progress_like_control")
+        order = (
+            self.progress_lost,
+            self.progress_stalled,
+            self.progress_like_control,
+            self.progress_beyond,
+        )
+        if list(order) != sorted(order):
+            raise ValueError(
+                "need progress_lost <= progress_stalled <= progress_like_control <= "
+                "progress_beyond"
+            )
+        if self.progress_fall > self.progress_collapse:
+            raise ValueError("need progress_fall <= progress_collapse")
         return self
 
 
