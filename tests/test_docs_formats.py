@@ -168,6 +168,7 @@ def test_temporal_tables_documented(temporal_out: Path) -> None:
     expected = {
         "distances.parquet",
         "distances_replicates.parquet",
+        "control_path.parquet",
         "series.parquet",
         "clusters.csv",
         "cluster_centroids.csv",
@@ -200,6 +201,7 @@ def test_temporal_tables_documented(temporal_out: Path) -> None:
         "undefined",
     }
     assert all(f"`{r}`" in TEXT for r in set(ann["growth_rule"]))
+    assert all(f"`{r}`" in TEXT for r in set(ann["feature_rule"]))
 
 
 def test_temporal_thresholds_and_figures_documented(temporal_out: Path) -> None:
@@ -211,6 +213,8 @@ def test_temporal_thresholds_and_figures_documented(temporal_out: Path) -> None:
         # each threshold is in the documentation's threshold table with its default
         assert re.search(rf"\| `{name}` \| {re.escape(str(default))} \|", TEXT), name
     figures = sorted(p.name for p in (temporal_out / "figures").iterdir())
+    assert "figure_names.csv" in figures and "`figure_names.csv`" in TEXT
+    figures.remove("figure_names.csv")
     assert {Path(f).suffix for f in figures} == {".png", ".svg"}
     assert undocumented({Path(f).stem for f in figures}) == []
     assert "curves_CL0_tox.png" in figures

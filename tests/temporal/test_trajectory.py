@@ -75,7 +75,13 @@ def test_trajectory_rules_in_order() -> None:
     assert trajectory_effect({"progress_end": np.nan}, config=cfg) == ("", "undefined")
     assert trajectory_effect({"progress_end": 0.5, "progress_fall": 0.5}, config=cfg)[0] == "mixed"
     assert (
-        trajectory_effect({"progress_end": 0.5, "progress_fall": 0.0}, config=cfg)[1] == "T5:slowed"
+        trajectory_effect({"progress_end": 0.1, "progress_fall": 0.9}, config=cfg)[1] == "T1:lost"
+    )
+    assert trajectory_effect({"progress_end": 2.0, "progress_fall": 0.0}, config=cfg)[1] == (
+        "T3:beyond_control"
+    )
+    assert (
+        trajectory_effect({"progress_end": 0.5, "progress_fall": 0.0}, config=cfg)[1] == "T6:slowed"
     )
 
 
@@ -96,3 +102,12 @@ def test_onset_is_the_first_lasting_exit_from_the_band() -> None:
     assert out["onset_h"].tolist() == [18.0]  # 6 h is a single noisy frame
     flat = d.assign(relative_distance=0.5)
     assert np.isnan(onset_times(flat)["onset_h"].iloc[0])
+
+
+def test_a_control_without_a_trend_has_no_path() -> None:
+    df = _screen()
+    ctrl = df["Metadata_role"] == "negative_control"
+    rng = np.random.default_rng(5)
+    df.loc[ctrl, ["f0", "f1", "f2"]] = rng.normal(size=(int(ctrl.sum()), 3)) * 0.2
+    _, summary = trajectory_readouts(df, feature_cols=["f0", "f1", "f2"])
+    assert summary["progress_end"].isna().all()

@@ -16,7 +16,7 @@ Readouts per condition (one row per cell line, plate, drug, concentration, role)
 ``progress_end`` (mean over the last ``end_fraction`` of the time points after 0 h),
 ``progress_max`` (maximum of the 3-point running mean), ``progress_fall`` (``progress_max`` -
 ``progress_end``) and ``off_path_end``. NaN where the control does not move along a path
-(``control_span`` <= 0).
+(its projection does not rise steadily with time).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from phenolapse.temporal.distance import (
     CONDITION_KEYS,
@@ -34,6 +35,7 @@ from phenolapse.temporal.distance import (
 )
 
 READOUTS = ["progress_end", "progress_max", "progress_fall", "off_path_end"]
+MIN_TREND = 0.7  # rank correlation of the control's projection with time that makes a path
 
 
 def _running_mean(x: np.ndarray) -> np.ndarray:
@@ -50,7 +52,9 @@ def control_path(
 
     The direction is the first principal component of the control vectors from the time point
     nearest 0 h on, oriented so that progress rises with time; ``span`` is the control's mean
-    progress over the last fifth of those time points (progress 1 by definition).
+    progress over the last fifth of those time points (progress 1 by definition). A control that
+    does not move steadily along that direction (Spearman correlation of its projection with
+    time below :data:`MIN_TREND`) has no path: ``span`` is NaN.
     """
     i0 = int(nearest_time_index(times, [0.0])[0])
     post = vectors[i0:]
@@ -60,11 +64,11 @@ def control_path(
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     axis = vt[0]
     proj = (post - post[0]) @ axis
-    if np.corrcoef(np.arange(len(proj)), proj)[0, 1] < 0:
-        axis = -axis
-        proj = -proj
+    trend = float(spearmanr(np.arange(len(proj)), proj)[0]) if np.ptp(proj) > 0 else 0.0
+    if trend < 0:
+        axis, proj, trend = -axis, -proj, -trend
     n_end = max(1, int(np.ceil(len(proj) / 5)))
-    span = float(np.mean(proj[-n_end:]))
+    span = float(np.mean(proj[-n_end:])) if trend >= MIN_TREND else float("nan")
     progress = ((vectors - vectors[i0]) @ axis) / span if span > 0 else np.full(len(times), np.nan)
     return i0, axis, progress, span
 
