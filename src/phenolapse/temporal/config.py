@@ -176,10 +176,10 @@ class AnnotationConfig(BaseModel):
     peak_fall: float = Field(default=0.3, ge=0, le=1)
     progress_lost: float = -0.3
     progress_collapse: float = Field(default=0.6, gt=0)
-    progress_fall: float = Field(default=0.2, gt=0)
+    progress_fall: float = Field(default=0.13, gt=0)
     progress_beyond: float = 1.65
     progress_like_control: float = 0.95
-    progress_stalled: float = 0.3
+    progress_stalled: float = 0.45
 
     @model_validator(mode="after")
     def _check(self) -> AnnotationConfig:
