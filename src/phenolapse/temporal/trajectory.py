@@ -22,6 +22,7 @@ Readouts per condition (one row per cell line, plate, drug, concentration, role)
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,7 @@ def trajectory_readouts(
             prog = ((x - c_vecs[i0]) @ axis) / span if span > 0 else np.full(len(t), np.nan)
             d = x - c_vecs[match]
             off = np.linalg.norm(d - np.outer(d @ axis, axis), axis=1) / off_scale
-            base = dict(zip(CONDITION_KEYS, key, strict=True))
+            base: dict[str, Any] = dict(zip(CONDITION_KEYS, key, strict=True))
             frame = pd.DataFrame(
                 {
                     "Metadata_time_h": t,
