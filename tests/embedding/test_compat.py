@@ -79,7 +79,9 @@ def test_fp32_matches_reference_exactly(
     published: tuple[Path, Path, np.ndarray], tmp_path: Path
 ) -> None:
     weights, images, ref = published
-    cfg = EmbedConfig(precision="fp32", num_workers=0, progress=False)
+    cfg = EmbedConfig(
+        precision="fp32", num_workers=0, progress=False, convae_features="latent"
+    )
     feats = read_features(embed_manifest(images, weights=weights, out=tmp_path / "o", config=cfg))[
         1
     ]

@@ -61,7 +61,9 @@ class CompareConfig(BaseModel):
     normalize
         Per-plate feature scaling before retrieval, clustering and classification:
         ``standardize`` (z-score over the plate), ``control`` (centre on the plate's negative
-        controls), or ``none``. Replicate distances always use raw features, as the reference.
+        controls), ``mad_robustize`` (robust z-score against the plate's negative controls, as
+        ``embed/profiles_normalized.parquet``), or ``none``. Replicate distances always use raw
+        features, as the reference.
     retrieval_distance
         copairs similarity for mAP (``cosine``, ``correlation``, ``euclidean``, ...).
     distance_metrics
@@ -104,7 +106,7 @@ class CompareConfig(BaseModel):
 
     last_time_points: int = Field(default=5, ge=0)
     top_concentration_only: bool = True
-    normalize: Literal["none", "standardize", "control"] = "standardize"
+    normalize: Literal["none", "standardize", "control", "mad_robustize"] = "standardize"
     retrieval_distance: str = "cosine"
     distance_metrics: list[str] = Field(default_factory=lambda: list(DISTANCE_METRICS))
     null_size: int = Field(default=1000, ge=10)

@@ -81,18 +81,26 @@ def normalize_features(
     metadata: pd.DataFrame,
     features: np.ndarray,
     *,
-    method: Literal["none", "standardize", "control"] = "standardize",
+    method: Literal["none", "standardize", "control", "mad_robustize"] = "standardize",
 ) -> np.ndarray:
     """Per-plate feature scaling so that plates and extractors are compared on equal footing.
 
     ``standardize`` z-scores each feature over all profiles of a plate; ``control`` subtracts the
     plate's negative-control mean and divides by the plate's overall standard deviation (controls
-    alone are often too few to estimate a spread). Constant features become 0. Returns a new array.
+    alone are often too few to estimate a spread); ``mad_robustize`` is the robust z-score against
+    the plate's negative controls of the embedding stage
+    (:func:`phenolapse.embedding.normalize.normalize_profiles`). Constant features become 0.
+    Returns a new array.
     """
     if method == "none":
         return np.array(features, dtype=np.float64, copy=True)
+    if method == "mad_robustize":
+        return _mad_robustize(metadata, features)
     if method not in {"standardize", "control"}:
-        raise ValueError(f"normalize must be 'none', 'standardize' or 'control', got {method!r}")
+        raise ValueError(
+            "normalize must be 'none', 'standardize', 'control' or 'mad_robustize', "
+            f"got {method!r}"
+        )
     out = np.array(features, dtype=np.float64, copy=True)
     roles = metadata["Metadata_role"].to_numpy()
     for plate, idx in metadata.groupby("Metadata_plate", sort=False).indices.items():
@@ -110,4 +118,25 @@ def normalize_features(
                 )
             center = block[ctrl].mean(axis=0)
         out[idx] = (block - center) / sd
+    return out
+
+
+def _mad_robustize(metadata: pd.DataFrame, features: np.ndarray) -> np.ndarray:
+    """Robust z-scores against each plate's controls; degenerate features become 0."""
+    from phenolapse.embedding.normalize import MAD_SCALE
+
+    out = np.array(features, dtype=np.float64, copy=True)
+    roles = metadata["Metadata_role"].to_numpy()
+    for plate, idx in metadata.groupby("Metadata_plate", sort=False).indices.items():
+        block = out[idx]
+        ctrl = block[roles[idx] == CONTROL_ROLE]
+        if len(ctrl) < 3:
+            raise FeatureTableError(
+                f"plate {plate}: {len(ctrl)} negative-control profile(s), at least 3 are needed "
+                "for normalize='mad_robustize'; use normalize='standardize'"
+            )
+        med = np.median(ctrl, axis=0)
+        spread = MAD_SCALE * np.median(np.abs(ctrl - med), axis=0)
+        ok = spread > 1e-12
+        out[idx] = np.where(ok, (block - med) / np.where(ok, spread, 1.0), 0.0)
     return out
