@@ -73,7 +73,11 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def small_config() -> Callable[..., EmbedConfig]:
-    """Factory of a fast configuration: 48 px crops resized to 32 px, fp32, one process."""
+    """Factory of a fast configuration: 48 px crops resized to 32 px, fp32, one process.
+
+    It takes the flattened latent (the reference's features), whose values the tests compare
+    with a direct encoding; the default ``stats`` features have tests of their own.
+    """
 
     def make(**overrides: object) -> EmbedConfig:
         options: dict[str, object] = {
@@ -83,6 +87,7 @@ def small_config() -> Callable[..., EmbedConfig]:
             "precision": "fp32",
             "chunk_rows": 5,
             "progress": False,
+            "convae_features": "latent",
         }
         options.update(overrides)
         return EmbedConfig.model_validate(options)

@@ -200,5 +200,5 @@ def test_pooled_extractor_is_position_free() -> None:
     rand = random_convae_extractor(seed=3, input_size=128, features="pooled")
     with torch.no_grad():
         torch.testing.assert_close(rand(x), a)
-    with pytest.raises(ConfigError, match="latent' or 'pooled"):
+    with pytest.raises(ConfigError, match="'pooled' or 'stats'"):
         ConvAEExtractor(model, features="mean")  # type: ignore[arg-type]
