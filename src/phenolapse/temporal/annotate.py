@@ -177,15 +177,18 @@ def validate_mapping(raw: Mapping[Any, Any], *, source: str = "cluster mapping")
     return out
 
 
+def _value(row: Any, name: str) -> float:
+    """``row[name]`` (mapping) or ``row.name`` (named tuple) as a float; NaN when absent."""
+    value = getattr(row, name, np.nan) if not isinstance(row, Mapping) else row.get(name, np.nan)
+    return float(value) if value is not None else float("nan")
+
+
 def growth_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[str, str]:
     """Effect from the growth readouts of one unit (growth rules 1-6); returns (effect, rule)."""
     cfg = config or AnnotationConfig()
 
     def get(name: str) -> float:
-        value = (
-            getattr(row, name, np.nan) if not isinstance(row, Mapping) else row.get(name, np.nan)
-        )
-        return float(value) if value is not None else float("nan")
+        return _value(row, name)
 
     gr_end, gr_late = get("gr_end"), get("gr_late")
     fall_ratio, end_ratio = get("fall_ratio"), get("end_ratio")
@@ -214,18 +217,13 @@ def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tu
     cfg = config or AnnotationConfig()
 
     def get(name: str) -> float:
-        value = (
-            getattr(row, name, np.nan) if not isinstance(row, Mapping) else row.get(name, np.nan)
-        )
-        return float(value) if value is not None else float("nan")
+        return _value(row, name)
 
     end, fall = get("progress_end"), get("progress_fall")
     if not np.isfinite(end):
         return "", "undefined"
     fall = fall if np.isfinite(fall) else 0.0
-    if end < cfg.progress_lost or (
-        fall >= cfg.progress_collapse and end <= cfg.progress_stalled
-    ):
+    if end < cfg.progress_lost or (fall >= cfg.progress_collapse and end <= cfg.progress_stalled):
         return "cytotoxic", "T1:lost"
     if fall >= cfg.progress_fall:
         return "mixed", "T2:advanced_then_lost"
