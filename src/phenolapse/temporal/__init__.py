@@ -6,6 +6,7 @@ analysed; this package never imports torch.
 - :mod:`~phenolapse.temporal.distance`: distance of each treatment to its plate's control;
 - :mod:`~phenolapse.temporal.series`: smoothing, truncation and scaling of the curves;
 - :mod:`~phenolapse.temporal.dtw`: DTW k-means and the choice of k;
+- :mod:`~phenolapse.temporal.estimator`: :class:`DTWKMeans`, the same as a scikit-learn estimator;
 - :mod:`~phenolapse.temporal.growth`: label-free confluence, Incucyte exports, GR values;
 - :mod:`~phenolapse.temporal.annotate`: effect rules, user mapping, consensus over cell lines;
 - :mod:`~phenolapse.temporal.pipeline`: all of it, with the output files.
@@ -14,6 +15,7 @@ analysed; this package never imports torch.
 from phenolapse.temporal.annotate import annotate, consensus
 from phenolapse.temporal.config import TemporalConfig
 from phenolapse.temporal.distance import distance_to_control, nearest_time_index
+from phenolapse.temporal.estimator import DTWKMeans
 from phenolapse.temporal.growth import (
     growth_rate_inhibition,
     image_confluence,
@@ -24,6 +26,7 @@ from phenolapse.temporal.pipeline import TemporalResult, analyse, load_profiles,
 from phenolapse.temporal.series import SeriesSet, make_series
 
 __all__ = [
+    "DTWKMeans",
     "SeriesSet",
     "TemporalConfig",
     "TemporalResult",
