@@ -12,7 +12,7 @@ from phenolapse.lens.importance import (
     mask_overlap,
     mine_examples,
 )
-from phenolapse.lens.model import LinearHead, n_features
+from phenolapse.lens.model import LinearHead, extract_features, n_features
 from phenolapse.models.convae import ConvAE
 
 
@@ -79,5 +79,20 @@ def test_integrated_gradients_completeness() -> None:
     ae = ConvAE().eval()
     head = LinearHead(n_features(ae, 8), 2)
     x = np.random.default_rng(0).uniform(size=(2, 1, 8, 8)).astype(np.float32)
-    attr = integrated_gradients(ae, head, x, np.array([0, 1]), steps=8)
-    assert attr.shape == (2, 8, 8) and (attr >= 0).all() and attr.sum() > 0
+    targets = np.array([0, 1])
+    signed = integrated_gradients(ae, head, x, targets, steps=64, signed=True)
+    assert signed.shape == (2, 8, 8)
+    with torch.no_grad():
+        scores = head(extract_features(ae, torch.as_tensor(x), mode="latent"))
+        base = head(extract_features(ae, torch.zeros_like(torch.as_tensor(x)), mode="latent"))
+    delta = (scores - base)[np.arange(2), targets].numpy()
+    assert np.abs(delta).min() > 1e-3  # the check below is not 0 == 0
+    # completeness: the attributions add up to F(x) - F(baseline) of the target class, up to
+    # 1 % of their total mass (positive and negative parts partly cancel)
+    mass = np.abs(signed).sum(axis=(1, 2))
+    np.testing.assert_array_less(np.abs(signed.sum(axis=(1, 2)) - delta), 0.01 * mass)
+    assert (np.abs(mass - delta) > 0.1 * mass).all()  # the absolute map would fail it
+    # both signs occur, and the default map is |IG| (one channel: the absolute signed map)
+    assert (signed > 0).any() and (signed < 0).any()
+    default = integrated_gradients(ae, head, x, targets, steps=64)
+    np.testing.assert_allclose(default, np.abs(signed), rtol=1e-5, atol=1e-7)

@@ -39,8 +39,14 @@ def test_resnet50_matches_torchvision_layout() -> None:
     sd = m.state_dict()
     assert _n_params(m) == 25_557_032  # torchvision resnet50
     assert len(sd) == 320
-    for key in ("conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight",
-                "layer3.5.bn3.num_batches_tracked", "layer4.2.conv3.weight", "fc.bias"):
+    for key in (
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.0.downsample.0.weight",
+        "layer3.5.bn3.num_batches_tracked",
+        "layer4.2.conv3.weight",
+        "fc.bias",
+    ):
         assert key in sd
     assert tuple(sd["layer4.0.conv2.weight"].shape) == (512, 512, 3, 3)  # v1.5: stride on 3x3
     assert m.layer4[0].conv2.stride == (2, 2)
@@ -50,16 +56,48 @@ def test_dino_vit_layouts() -> None:
     small = build_backbone("vit_small_8")
     assert _n_params(small) == 21_670_272  # DINO ViT-S/8
     sd = small.state_dict()
-    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.11.attn.qkv.bias",
-                "blocks.0.mlp.fc2.weight", "norm.weight"):
+    for key in (
+        "cls_token",
+        "pos_embed",
+        "patch_embed.proj.weight",
+        "blocks.11.attn.qkv.bias",
+        "blocks.0.mlp.fc2.weight",
+        "norm.weight",
+    ):
         assert key in sd
     assert tuple(sd["pos_embed"].shape) == (1, 28 * 28 + 1, 384)
 
 
+def _vit_by_hand(vit: VisionTransformer, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The ViT forward pass with the position embedding ``pos`` (1, 1 + n_h * n_w, D) given."""
+    tokens = vit.patch_embed(x)
+    tokens = torch.cat([vit.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1) + pos
+    for blk in vit.blocks:
+        tokens = blk(tokens)
+    out: torch.Tensor = vit.norm(tokens)[:, 0]
+    return out
+
+
 def test_vit_small_input_interpolates_positions() -> None:
+    torch.manual_seed(0)
     vit = VisionTransformer(patch_size=16, embed_dim=64, depth=1, num_heads=2).eval()
     with torch.no_grad():
-        out = vit(torch.rand(2, 3, 64, 96))
+        vit.pos_embed.mul_(50.0)  # positions large enough to move the class token visibly
+        x = torch.rand(2, 3, 64, 96)  # a 4 x 6 patch grid; the weights know 14 x 14
+        out = vit(x)
+        # the 14 x 14 grid resized per channel to 4 x 6 (bicubic, as DINO), class position kept
+        side, dim = 14, vit.embed_dim
+        grid = torch.stack(
+            [vit.pos_embed[0, 1:, c].reshape(side, side) for c in range(dim)]
+        ).unsqueeze(1)
+        small = nn.functional.interpolate(grid, size=(4, 6), mode="bicubic", align_corners=False)
+        manual = torch.cat([vit.pos_embed[0, :1], small.reshape(dim, 24).T]).unsqueeze(0)
+        torch.testing.assert_close(out, _vit_by_hand(vit, x, manual))
+        # the positions matter: without them the features differ well beyond that tolerance
+        assert (out - _vit_by_hand(vit, x, torch.zeros_like(manual))).abs().max() > 0.1
+        # on the native 224 x 224 grid the stored embedding is used as it is
+        native = torch.rand(1, 3, 224, 224)
+        torch.testing.assert_close(vit(native), _vit_by_hand(vit, native, vit.pos_embed))
     assert out.shape == (2, 64)
 
 
@@ -86,7 +124,10 @@ def test_load_swav_style_checkpoint(tmp_path: Path) -> None:
         feats = ext(x)
         # the same features by hand: replicate, resize, normalise, run the source network
         y = torch.nn.functional.interpolate(
-            x.expand(-1, 3, -1, -1), size=(64, 64), mode="bilinear", antialias=True,
+            x.expand(-1, 3, -1, -1),
+            size=(64, 64),
+            mode="bilinear",
+            antialias=True,
             align_corners=False,
         )
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)

@@ -117,10 +117,14 @@ def integrated_gradients(
     feature_mode: FeatureMode = "latent",
     orientations: int = 1,
     steps: int = 16,
+    signed: bool = False,
 ) -> np.ndarray:
     """Integrated-gradients attribution of the true class: ``|IG|`` summed over channels, (n, H, W).
 
     The baseline is a black image; with a lens, the attributed model is ``head(F(L(x)))``.
+    With ``signed=True`` the signed attributions are summed over channels instead; over all
+    pixels they add up to the target score at the image minus that at the baseline
+    (completeness), up to the error of the ``steps``-point path integral.
     """
     from captum.attr import IntegratedGradients
 
@@ -135,4 +139,5 @@ def integrated_gradients(
     t = torch.as_tensor(np.asarray(targets, dtype=np.int64))
     ig = IntegratedGradients(forward)
     attr = ig.attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=steps)
-    return np.abs(attr.detach().numpy()).sum(axis=1).astype(np.float32)
+    values = attr.detach().numpy()
+    return (values if signed else np.abs(values)).sum(axis=1).astype(np.float32)
