@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
@@ -79,6 +80,11 @@ def test_run_writes_every_stage_output_and_report(pipeline_run: tuple[Path, Path
     assert pages and all(f'href="report/{p.name}"' in html for p in pages)
     assert all(p.read_text().count('src="data:image/png;base64,') >= 2 for p in pages)
     assert "420 images" in html
+    # growth measured on the images gives potency over time, shown in the growth section
+    metrics = pd.read_csv(out / "temporal" / "gr_metrics.csv")
+    assert {"cell_line", "plate", "drug", "time_h", "GR50", "GRmax"} <= set(metrics.columns)
+    growth_part = html[html.index(f"<h2>{SECTION_TITLES[3]}</h2>") :]
+    assert "GR50 and GRmax against time per drug" in growth_part
     assert set(_markers(out)) == {"ingest", "train", "embed", "temporal", "report"}
 
 

@@ -26,10 +26,21 @@ def register(app: typer.Typer) -> None:
         ] = None,
         incucyte: Annotated[
             list[Path] | None,
-            typer.Option(help="Incucyte confluence export(s) (one per plate, named after it)."),
+            typer.Option(
+                help="Incucyte export(s) or long growth table(s) (repeatable): one per plate or "
+                "metric; the plate is the export's 'Label:' line, else the file name. Their "
+                "confluence replaces the one measured on the images."
+            ),
         ] = None,
         platemap: Annotated[
-            Path | None, typer.Option(help="Plate map for the Incucyte export's wells.")
+            Path | None,
+            typer.Option(help="Plate map of the exports' wells: CSV or Incucyte .PlateMap XML."),
+        ] = None,
+        time_zero: Annotated[
+            float | None,
+            typer.Option(
+                help="Drug addition in elapsed hours of the exports (plate-map time_zero wins)."
+            ),
         ] = None,
         k: Annotated[
             int | None, typer.Option(help="Number of DTW clusters (default: chosen by silhouette).")
@@ -51,11 +62,9 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ) -> None:
         """Distance to control, series, DTW clusters, effect annotation, GR and figures."""
-        import pandas as pd
-
         from phenolapse.temporal.annotate import read_cluster_mapping
         from phenolapse.temporal.config import TemporalConfig
-        from phenolapse.temporal.growth import read_incucyte_confluence
+        from phenolapse.temporal.growth import check_growth_plates
         from phenolapse.temporal.pipeline import load_profiles, run_temporal
 
         try:
@@ -85,15 +94,12 @@ def register(app: typer.Typer) -> None:
                 man = read_manifest(manifest)
             growth_table = None
             if incucyte:
-                pm = None
-                if platemap is not None:
-                    from phenolapse.data.platemap import read_platemap
+                from phenolapse.data.incucyte import read_confluence_exports
 
-                    pm = read_platemap(platemap)
-                growth_table = pd.concat(
-                    [read_incucyte_confluence(p, plate=p.stem, platemap=pm) for p in incucyte],
-                    ignore_index=True,
+                growth_table = read_confluence_exports(
+                    incucyte, platemap=platemap, time_zero=time_zero
                 )
+                check_growth_plates(growth_table, profiles)
             result = run_temporal(
                 profiles,
                 out_dir=out,

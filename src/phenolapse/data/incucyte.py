@@ -29,6 +29,7 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,7 @@ def read_incucyte_export(
     plate: str | None = None,
     metric: str | None = None,
     concentration_unit: str = "uM",
+    default_metric: str | None = None,
 ) -> pd.DataFrame:
     """Read one Incucyte metric export (well or condition columns) into the long growth table.
 
@@ -135,6 +137,9 @@ def read_incucyte_export(
         Metric name; default from the ``Metric:`` line, else the file name's channel suffix.
     concentration_unit
         Unit of the concentrations written in condition names (``DOX 6.25``).
+    default_metric
+        Metric of a file with neither a ``Metric:`` line nor a channel suffix (default: an
+        error asking for the metric).
 
     Returns
     -------
@@ -173,12 +178,15 @@ def read_incucyte_export(
             metric = metric_name(meta["metric"])
         else:
             m = _CHANNEL_SUFFIX.search(stem)
-            if m is None:
+            if m is None and default_metric is not None:
+                metric = default_metric
+            elif m is None:
                 raise FeatureTableError(
                     f"{path}: no 'Metric:' line and no channel suffix (_phase, _red, _green) in "
                     "the file name; pass the metric explicitly"
                 )
-            metric = metric_name(m.group(1))
+            else:
+                metric = metric_name(m.group(1))
     wells = {j: canonical_well(header[j]) for j in data_cols}
     by_condition = any(w is None for w in wells.values())
     records: list[tuple[str, float, float, int]] = []
@@ -585,3 +593,114 @@ def to_confluence_table(
         "confluence",
     ]
     return sub[cols].sort_values(["plate", "well", "time_h"]).reset_index(drop=True)
+
+
+def read_confluence_exports(
+    paths: Sequence[str | Path],
+    *,
+    platemap: str | Path | pd.DataFrame | None = None,
+    metric: str = "confluence",
+    plate: str | None = None,
+    time_zero: float | None = None,
+    concentration_unit: str = "uM",
+) -> pd.DataFrame:
+    """The temporal stage's growth table from Incucyte exports or long tables, with a plate map.
+
+    The reader of ``phenolapse temporal --incucyte`` and of a run's ``screen.growth_exports``.
+    Several files are several plates or several metrics of one plate; only ``metric`` is kept.
+
+    Parameters
+    ----------
+    paths
+        Incucyte metric exports (:func:`read_incucyte_export`; a file with neither a ``Metric:``
+        line nor a channel suffix is taken as ``metric``) or long tables (:func:`read_long_table`).
+    platemap
+        Plate map (CSV, Incucyte ``.PlateMap`` XML or a table already read); needed unless the
+        exports name their conditions. A numeric ``time_zero`` column (hours of elapsed time)
+        is subtracted from the plate's times.
+    metric
+        The readout kept: ``confluence`` (percent in the export, a fraction here) or another.
+    plate
+        Plate id of every file (default: the ``Label:`` line, else the file name).
+    time_zero
+        Drug addition in hours of elapsed time, for plates without a plate-map ``time_zero``.
+    concentration_unit
+        Unit of concentrations in condition-column exports.
+
+    Returns
+    -------
+    DataFrame
+        ``cell_line, plate, well, time_h, drug, concentration_um, role, confluence`` (see
+        :func:`to_confluence_table`).
+    """
+    if not paths:
+        raise FeatureTableError("no growth export given")
+    parts = []
+    for p in paths:
+        path = Path(p)
+        if sniff_input(path) == "incucyte":
+            part = read_incucyte_export(
+                path,
+                plate=plate,
+                concentration_unit=concentration_unit,
+                default_metric=metric,
+            )
+        elif sniff_input(path) == "long":
+            part = read_long_table(path)
+            if plate is not None:
+                part["plate"] = plate
+        else:
+            raise FeatureTableError(
+                f"{path}: a GR table has no time course; give Incucyte exports or a long table"
+            )
+        parts.append(part)
+    long = pd.concat(parts, ignore_index=True)
+    dup = long.duplicated(["plate", "well", "time_h", "metric"])
+    if dup.any():
+        row = long[dup].iloc[0]
+        raise FeatureTableError(
+            f"plate {row['plate']}, well {row['well']}, {row['time_h']:g} h: metric "
+            f"'{row['metric']}' given twice (the same export read twice?)"
+        )
+    if metric not in set(long["metric"]):
+        raise FeatureTableError(
+            f"no '{metric}' readout in {', '.join(str(p) for p in paths)} (metrics found: "
+            f"{sorted(set(long['metric']))})"
+        )
+    long = long[long["metric"] == metric].reset_index(drop=True)
+    source = "plate map"
+    if platemap is not None:
+        if isinstance(platemap, pd.DataFrame):
+            pm = platemap
+        else:
+            source = str(platemap)
+            pm = read_platemap_table(platemap)
+        long = attach_platemap(long, pm, source=source)
+    elif "role" not in long.columns or long["role"].isna().any():
+        no_role = long["role"].isna() if "role" in long.columns else long["well"].notna()
+        raise FeatureTableError(
+            f"well(s) {sorted(set(long.loc[no_role, 'well']))[:6]} have no drug or "
+            "concentration: give a plate map (CSV or Incucyte .PlateMap)"
+        )
+    long["time_h"] = long["time_h"] - _time_zero(long, time_zero, source=source)
+    percent = metric == "confluence" or metric.endswith("_area")
+    return to_confluence_table(long, metric=metric, percent=percent)
+
+
+def _time_zero(long: pd.DataFrame, default: float | None, *, source: str) -> np.ndarray:
+    """Per row the drug-addition time in elapsed hours (plate-map ``time_zero``, else default)."""
+    fallback = 0.0 if default is None else float(default)
+    if "time_zero" not in long.columns:
+        return np.full(len(long), fallback)
+    text = long["time_zero"].astype(str).str.strip()
+    blank = text.isin(["", "nan", "None", "<NA>"])
+    num = pd.to_numeric(text.where(~blank), errors="coerce")
+    bad = num.isna() & ~blank
+    if bad.any():
+        row = long[bad].iloc[0]
+        raise PlateMapError(
+            f"{source}: plate {row['plate']}, well {row['well']}: time_zero "
+            f"{row['time_zero']!r} is not a number of hours; exports count elapsed hours, so "
+            "give time_zero in elapsed hours"
+        )
+    return num.fillna(fallback).to_numpy(dtype=np.float64)

@@ -87,6 +87,14 @@ class ScreenConfig(BaseModel):
         stopping.
     simulate
         Simulate a screen instead of reading ``images_dir``.
+    growth_exports
+        Incucyte metric exports (or long growth tables) whose confluence the temporal stage
+        uses instead of measuring it on the images: one file per plate or metric, the plate
+        named by the export's ``Label:`` line, else by the file name; times are elapsed hours
+        minus ``time_zero``.
+    growth_platemap
+        Plate map of the exports' wells (CSV or Incucyte ``.PlateMap`` XML); default the
+        screen's plate map.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -97,6 +105,8 @@ class ScreenConfig(BaseModel):
     pattern: str | None = None
     skip_bad: bool = False
     simulate: SimulateSpec | None = None
+    growth_exports: list[Path] = Field(default_factory=list)
+    growth_platemap: Path | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ScreenConfig:
@@ -109,7 +119,21 @@ class ScreenConfig(BaseModel):
                 raise ValueError(
                     f"screen.pattern is not a valid regular expression: {exc}"
                 ) from exc
+        if self.growth_exports and self.growth_time_zero() is None and self.time_zero is not None:
+            raise ValueError(
+                f"screen.time_zero {self.time_zero!r}: with screen.growth_exports it must be a "
+                "number of elapsed hours (the exports count elapsed hours)"
+            )
         return self
+
+    def growth_time_zero(self) -> float | None:
+        """``time_zero`` as elapsed hours (None when unset or a date-time)."""
+        if self.time_zero is None:
+            return None
+        try:
+            return float(self.time_zero)
+        except ValueError:
+            return None
 
 
 class StagesConfig(BaseModel):
@@ -190,9 +214,18 @@ class PipelineConfig(BaseModel):
             ("train.init_weights", self.train.init_weights),
         ]
         checks.append(("compare.weights_dir", self.compare.weights_dir))
+        checks += [
+            (f"screen.growth_exports[{i}]", p) for i, p in enumerate(self.screen.growth_exports)
+        ]
+        checks.append(("screen.growth_platemap", self.screen.growth_platemap))
         for key, path in checks:
             if path is not None and not Path(path).exists():
                 raise ConfigError(f"{key}: {path} does not exist")
+        for i, p in enumerate(self.screen.growth_exports):
+            if not Path(p).is_file():
+                raise ConfigError(
+                    f"screen.growth_exports[{i}]: {p} is not a file (give the export files)"
+                )
 
 
 _PATH_KEYS = (
@@ -200,6 +233,8 @@ _PATH_KEYS = (
     ("weights",),
     ("screen", "images_dir"),
     ("screen", "platemap"),
+    ("screen", "growth_exports"),
+    ("screen", "growth_platemap"),
     ("train", "init_weights"),
     ("compare", "weights_dir"),
 )
@@ -210,9 +245,18 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         node: Any = data
         for k in keys[:-1]:
             node = node.get(k) if isinstance(node, dict) else None
-        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
-            p = Path(node[keys[-1]]).expanduser()
-            node[keys[-1]] = str(p if p.is_absolute() else base / p)
+        if not isinstance(node, dict):
+            continue
+        value = node.get(keys[-1])
+        if isinstance(value, str):
+            node[keys[-1]] = _resolve(value, base)
+        elif isinstance(value, list):
+            node[keys[-1]] = [_resolve(v, base) if isinstance(v, str) else v for v in value]
+
+
+def _resolve(value: str, base: Path) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
 
 
 def make_pipeline_config(data: dict[str, Any], *, source: str = "configuration") -> PipelineConfig:

@@ -211,25 +211,56 @@ def _embed_run(ctx: StageContext) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------ temporal
 
 
+def _growth_platemap(ctx: StageContext) -> Path | None:
+    cfg = _cfg(ctx)
+    return cfg.screen.growth_platemap or _platemap(ctx)
+
+
 def _temporal_fp(ctx: StageContext) -> Any:
-    return _config_fp(_cfg(ctx).temporal)
+    cfg = _cfg(ctx)
+    exports = cfg.screen.growth_exports
+    growth = None
+    if exports:
+        pm = _growth_platemap(ctx)
+        growth = {
+            "exports": [file_fingerprint(Path(p)) for p in exports],
+            "platemap": file_fingerprint(pm) if pm else None,
+            "time_zero": cfg.screen.growth_time_zero(),
+        }
+    return {"temporal": _config_fp(cfg.temporal), "growth": growth, "potency": 1}
 
 
 def _temporal_run(ctx: StageContext) -> dict[str, str]:
+    from phenolapse.data.incucyte import read_confluence_exports
     from phenolapse.embedding import read_profiles
+    from phenolapse.pipeline.potency import write_potency
+    from phenolapse.temporal.growth import check_growth_plates
     from phenolapse.temporal.pipeline import run_temporal
 
     cfg = _cfg(ctx)
     out = ctx.out_dir / "temporal"
     normalized = ctx.out_dir / "embed" / "profiles_normalized.parquet"
     source = normalized if normalized.is_file() else ctx.path("embed", "profiles")
+    profiles = read_profiles(source)
+    growth = None
+    if cfg.screen.growth_exports and cfg.temporal.use_growth:
+        growth = read_confluence_exports(
+            cfg.screen.growth_exports,
+            platemap=_growth_platemap(ctx),
+            time_zero=cfg.screen.growth_time_zero(),
+        )
+        check_growth_plates(growth, profiles)
     result = run_temporal(
-        read_profiles(source),
+        profiles,
         out_dir=out,
         config=cfg.temporal,
         manifest=_manifest(ctx),
+        growth=growth,
     )
-    return {k: _rel(ctx, Path(v)) for k, v in result.files.items() if Path(v).exists()}
+    files = {k: _rel(ctx, Path(v)) for k, v in result.files.items() if Path(v).exists()}
+    if result.growth is not None:
+        files.update({k: _rel(ctx, p) for k, p in write_potency(result.growth, out).items()})
+    return files
 
 
 # ---------------------------------------------------------------------------------------------- lens

@@ -191,3 +191,26 @@ def draw_growth_figures(
                 )
             )
     return files
+
+
+def draw_potency_figures(
+    metrics: pd.DataFrame, folder: Path, *, keys: Sequence[str] = ("cell_line", "plate")
+) -> list[Path]:
+    """GR50 and GRmax against time, one figure per group of ``keys`` (``potency_<group>.png``).
+
+    Groups with a single time point get no figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    gkeys = [k for k in keys if k in metrics.columns]
+    files: list[Path] = []
+    groups = metrics.groupby(gkeys, sort=True) if gkeys else [((), metrics)]
+    for gkey, grp in groups:
+        meta = dict(zip(gkeys, gkey if isinstance(gkey, tuple) else (gkey,), strict=True))
+        if grp["time_h"].nunique() < 2:
+            continue
+        title = ", ".join(dict.fromkeys(str(v) for v in meta.values()))
+        path = folder / f"potency_{group_label(meta)}.png"
+        files.append(plot_potency(grp, title=f"{title}: GR50 and GRmax over time", path=path))
+    return files

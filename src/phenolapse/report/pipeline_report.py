@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phenolapse.pipeline.potency import POTENCY_DIR
 from phenolapse.report.html import Figure, Links, Section, Table, Text, write_html
 
 SECTION_TITLES = (
@@ -82,6 +83,36 @@ def drug_pages(
         Links(links, f"Per drug ({len(links)} pages): distance to control, confluence, images")
     ]
     return blocks, set(names["file"])
+
+
+def potency_blocks(tdir: Path, *, limit: int = 12) -> list[Figure | Table | Text]:
+    """The potency-over-time figures and a summary of ``gr_metrics.csv`` of a temporal folder."""
+    metrics = _csv(tdir / "gr_metrics.csv")
+    figs = _figures(tdir / POTENCY_DIR, limit=limit)
+    if metrics is None or metrics.empty:
+        return []
+    blocks: list[Figure | Table | Text] = [
+        Text(
+            "Potency over time: at every time point GR against concentration is fitted with the "
+            "GR sigmoid; GR50 is where the fit crosses 0.5 (a gap: not reached), GRmax the "
+            "lowest GR at the two highest concentrations (temporal/gr_metrics.csv)."
+        )
+    ]
+    for fig in figs:
+        fig.caption = (
+            f"GR50 and GRmax against time per drug: {fig.path.stem.removeprefix('potency_')}"
+        )
+    blocks += figs
+    last = metrics.loc[metrics.groupby(["cell_line", "plate", "drug"])["time_h"].idxmax()]
+    cols = ["cell_line", "plate", "drug", "time_h", "GR50", "GRmax", "GR_AOC", "fit"]
+    blocks.append(
+        Table(
+            last[[c for c in cols if c in last.columns]].reset_index(drop=True),
+            "GR metrics per drug at the last time point",
+            max_rows=40,
+        )
+    )
+    return blocks
 
 
 def screen_overview(manifest: pd.DataFrame) -> list[Figure | Table | Text]:
@@ -238,7 +269,12 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
             )
         t_blocks += _truth_agreement(out_dir, outputs)
         pages, on_pages = drug_pages(tdir / "figures", out_dir / PAGES_DIR, title=cfg.title)
-        shown = [f for f in _figures(tdir, recursive=True, limit=10**6) if f.path.name not in on_pages]
+        potency_dir = tdir / POTENCY_DIR
+        shown = [
+            f
+            for f in _figures(tdir, recursive=True, limit=10**6)
+            if f.path.name not in on_pages and potency_dir not in f.path.parents
+        ]
         t_blocks += [*shown[:_MAX_FIGURES], *pages]
         cons = _csv(tdir / "consensus.csv")
         if cons is not None:
@@ -250,6 +286,7 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
             gr_blocks.append(
                 Table(gr, "GR values per drug and concentration (Hafner et al. 2016)", max_rows=80)
             )
+        gr_blocks += potency_blocks(tdir)
     sections.append(
         Section(SECTION_TITLES[2], t_blocks or [Text("Temporal stage not run.", "missing")])
     )

@@ -9,8 +9,8 @@ exceeds a threshold: by default Otsu's threshold on the texture histogram pooled
 (``plate_otsu``), because a single nearly empty or nearly confluent field has no second mode for a
 per-image Otsu to find; ``otsu`` per image and a fixed number are options.
 
-Incucyte confluence exports (tab-separated, an ``Elapsed`` hours column and one column per well, in
-percent) are read by :func:`read_incucyte_confluence`.
+Incucyte confluence exports are read by :mod:`phenolapse.data.incucyte`
+(:func:`read_incucyte_confluence` reads one).
 
 Growth-rate inhibition (Hafner et al. 2016, Nat. Methods 13:521):
 
@@ -25,9 +25,7 @@ drugs. It is undefined (NaN) while the control has not grown
 
 from __future__ import annotations
 
-import re
 import warnings
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +49,6 @@ GROWTH_COLUMNS = [
     "role",
     "confluence",
 ]
-_WELL_RE = re.compile(r"^\s*([A-Za-z]{1,2})0*(\d{1,3})\s*$")
 
 
 def texture_map(img: np.ndarray, *, window: int = 9, smooth_sigma: float = 4.0) -> np.ndarray:
@@ -183,78 +180,23 @@ def well_confluence(per_image: pd.DataFrame) -> pd.DataFrame:
     return out[[*GROWTH_COLUMNS, *[c for c in out.columns if c not in GROWTH_COLUMNS]]]
 
 
-def _canonical_well(name: str) -> str | None:
-    m = _WELL_RE.match(str(name))
-    return f"{m.group(1).upper()}{int(m.group(2))}" if m else None
-
-
 def read_incucyte_confluence(
     path: str | Path, *, plate: str | None = None, platemap: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Read an Incucyte confluence export into the long growth table (GROWTH_COLUMNS).
+    """Read one Incucyte confluence export into the long growth table (GROWTH_COLUMNS).
 
-    The export is tab-separated with an ``Elapsed`` column (hours) and one column per well holding
-    percent confluence; preamble lines before the header (``Vessel Name: ...``) and a ``Date Time``
-    column are skipped. ``platemap`` (columns ``well, drug, concentration_um, role`` and optionally
-    ``plate``, ``cell_line``, ``time_zero`` in elapsed hours) adds the conditions and sets
-    ``time_h = Elapsed - time_zero``.
+    A thin shell over :func:`phenolapse.data.incucyte.read_confluence_exports` (one file; the
+    plate is ``plate``, else the export's ``Label:`` line, else the file name). ``platemap``
+    (columns ``well, drug, concentration_um, role`` and optionally ``plate``, ``cell_line``,
+    ``time_zero`` in elapsed hours) adds the conditions and sets ``time_h = Elapsed - time_zero``.
+    Errors are :class:`PlateMapError`.
     """
-    path = Path(path)
+    from phenolapse.data.incucyte import read_confluence_exports
+
     try:
-        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-    except OSError as exc:
-        raise PlateMapError(f"{path}: cannot read Incucyte export ({exc})") from exc
-    header = next(
-        (
-            i
-            for i, ln in enumerate(lines)
-            if ln.split("\t")[0].strip().lower() == "elapsed"
-            or "\telapsed\t" in f"\t{ln.lower()}\t"
-        ),
-        None,
-    )
-    if header is None:
-        raise PlateMapError(
-            f"{path}: no header line with an 'Elapsed' column; is this an Incucyte export?"
-        )
-    table = pd.read_csv(StringIO("\n".join(lines[header:])), sep="\t")
-    table.columns = [str(c).strip() for c in table.columns]
-    elapsed = next(c for c in table.columns if c.lower() == "elapsed")
-    wells = {c: _canonical_well(c) for c in table.columns if _canonical_well(c) is not None}
-    if not wells:
-        raise PlateMapError(f"{path}: no well columns (A1, B10, ...) beside 'Elapsed'")
-    long = table.melt(
-        id_vars=[elapsed], value_vars=list(wells), var_name="well", value_name="confluence"
-    )
-    long["well"] = long["well"].map(wells)
-    long["time_h"] = pd.to_numeric(long[elapsed], errors="coerce")
-    long["confluence"] = pd.to_numeric(long["confluence"], errors="coerce") / 100.0
-    long = long.dropna(subset=["time_h", "confluence"])
-    plate_id = plate or path.stem
-    long["plate"] = plate_id
-    long["cell_line"] = plate_id
-    long["drug"] = ""
-    long["concentration_um"] = np.nan
-    long["role"] = "unknown"
-    if platemap is not None:
-        pm = platemap.copy()
-        pm["well"] = pm["well"].map(_canonical_well)
-        if "plate" in pm.columns and plate is not None:
-            pm = pm[pm["plate"].astype(str) == plate_id]
-        pm = pm.drop_duplicates("well").set_index("well")
-        unknown = sorted(set(long["well"]) - set(pm.index))
-        if unknown:
-            raise PlateMapError(
-                f"{path}: well(s) {unknown[:10]} are not in the plate map; add them"
-            )
-        for c in ("drug", "concentration_um", "role", "cell_line"):
-            if c in pm.columns:
-                long[c] = long["well"].map(pm[c])
-        if "time_zero" in pm.columns:
-            long["time_h"] = long["time_h"] - pd.to_numeric(
-                long["well"].map(pm["time_zero"])
-            ).fillna(0.0)
-    return long[GROWTH_COLUMNS].sort_values(["plate", "well", "time_h"]).reset_index(drop=True)
+        return read_confluence_exports([path], platemap=platemap, plate=plate)[GROWTH_COLUMNS]
+    except FeatureTableError as exc:
+        raise PlateMapError(str(exc)) from exc
 
 
 def _check_growth(growth: pd.DataFrame, value: str) -> None:
@@ -403,3 +345,26 @@ def gr_summary(gr_table: pd.DataFrame, *, end_fraction: float = 0.2) -> pd.DataF
                 }
             )
     return pd.DataFrame(rows)
+
+
+def check_growth_plates(growth: pd.DataFrame, profiles: pd.DataFrame) -> None:
+    """Raise FeatureTableError when no (cell line, plate) of ``growth`` is one of the profiles'.
+
+    Growth read from exports joins the profiles on cell line and plate; without a common pair
+    every condition would silently lose its growth readout.
+    """
+
+    def pairs(df: pd.DataFrame, prefix: str) -> set[tuple[str, str]]:
+        cols = [f"{prefix}cell_line", f"{prefix}plate"]
+        if not set(cols) <= set(df.columns):
+            return set()
+        return set(zip(df[cols[0]].astype(str), df[cols[1]].astype(str), strict=True))
+
+    grown = pairs(growth, "")
+    held = pairs(profiles, "Metadata_") or pairs(profiles, "")
+    if grown and held and not grown & held:
+        raise FeatureTableError(
+            f"the growth exports hold (cell line, plate) {sorted(grown)[:4]} but the profiles "
+            f"{sorted(held)[:4]}: none match. Name each export after its plate (its 'Label:' "
+            "line, else the file name) and give the cell line in the plate map"
+        )
