@@ -218,8 +218,11 @@ def _methods(cfg: Any, manifest: pd.DataFrame | None) -> list[Figure | Table | T
             f"{tm.series.drop_first} and last {tm.series.drop_last} points dropped, scaled ({tm.series.scaling}). "
             f"Series were clustered with DTW k-means (DBA barycentres, Sakoe-Chiba window {tm.cluster.window}, "
             f"k {'chosen by DTW silhouette' if tm.cluster.k is None else tm.cluster.k}, seed {tm.cluster.seed}); "
-            f"effects were annotated from centroid shapes and the label-free confluence / GR readout "
-            f"(rules in temporal/annotation_rules.md)."
+            f"profiles were first normalised per plate against the negative-control wells "
+            f"({tm.normalization.method}); distances are shown in units of the control's own spread "
+            f"(grey band: the control's range). Effects were annotated from where each condition went "
+            f"along the control's own path in feature space and from the label-free confluence / GR "
+            f"readout (rules in temporal/annotation_rules.md)."
         ),
         (
             f"Drug classification: frozen encoder + linear head on held-out wells ({ln.test_fraction:.0%} of wells), "
@@ -279,6 +282,14 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
         cons = _csv(tdir / "consensus.csv")
         if cons is not None:
             t_blocks.append(Table(cons, "Consensus effect over cell lines", max_rows=80))
+        if ann is not None and "onset_h" in ann:
+            cols = [c for c in ("cell_line", "drug", "concentration_um", "effect", "onset_h",
+                                "feature_effect", "growth_effect") if c in ann]  # fmt: skip
+            onset = ann[ann["onset_h"].notna()].sort_values("onset_h")[cols]
+            if not onset.empty:
+                t_blocks.append(
+                    Table(onset, "When the features leave the control band (onset_h)", max_rows=40)
+                )
         if ann is not None:
             t_blocks.append(Table(ann, "Annotations", max_rows=40))
         gr = _csv(tdir / "gr_summary.csv")
