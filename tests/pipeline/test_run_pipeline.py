@@ -111,6 +111,50 @@ def test_changing_a_temporal_option_reruns_temporal_onwards(
     assert all(after[s] == before[s] for s in ("ingest", "train", "embed"))
 
 
+def _write_exports(confluence: pd.DataFrame, platemap: Path, folder: Path) -> list[Path]:
+    """Incucyte-style exports (one per plate) of a confluence table, in percent x 0.9."""
+    pm = pd.read_csv(platemap)
+    tz = pm.groupby("plate")["time_zero"].first() if "time_zero" in pm else pd.Series(dtype=float)
+    folder.mkdir()
+    paths = []
+    for (line, plate), grp in confluence.groupby(["cell_line", "plate"]):
+        wide = grp.pivot_table(index="time_h", columns="well", values="confluence") * 90.0
+        lines = [f"Label: {plate}", "Metric: Phase Object Confluence (Percent)"]
+        lines += [f"Cell Type: {line}", "", "\t".join(["Date Time", "Elapsed", *wide.columns])]
+        for t, row in wide.iterrows():
+            elapsed = float(t) + float(tz.get(plate, 0.0))
+            lines.append("\t".join(["", f"{elapsed:g}", *(f"{v:.6f}" for v in row)]))
+        paths.append(folder / f"{plate}.txt")
+        paths[-1].write_text("\n".join(lines) + "\n")
+    return paths
+
+
+def test_growth_exports_replace_image_confluence(
+    pipeline_run: tuple[Path, Path, str], tiny_screen
+) -> None:  # type: ignore[no-untyped-def]
+    tmp, _, _ = pipeline_run
+    out = tmp / "out"
+    measured = pd.read_csv(out / "temporal" / "confluence.csv")
+    root = Path(tiny_screen.root)
+    exports = _write_exports(measured, root / "platemap.csv", tmp / "exports")
+    before = _markers(out)
+    cfg = _config(tmp, root, distance={"metric": "cosine"})  # as the test above left it
+    data = yaml.safe_load(cfg.read_text())
+    data["screen"]["growth_exports"] = [str(p.relative_to(tmp)) for p in exports]
+    cfg.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    after = _markers(out)
+    assert sorted(s for s in after if after[s] != before[s]) == ["report", "temporal"]
+    read = pd.read_csv(out / "temporal" / "confluence.csv")
+    key = ["plate", "well", "time_h"]
+    both = measured.merge(read, on=key, suffixes=("_img", "_export"))
+    assert len(both) == len(measured)
+    np.testing.assert_allclose(both["confluence_export"], 0.9 * both["confluence_img"], atol=1e-6)
+    html = (out / "report.html").read_text()
+    assert "GR50 and GRmax against time per drug" in html
+
+
 def test_report_renders_in_headless_chromium(pipeline_run: tuple[Path, Path, str]) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

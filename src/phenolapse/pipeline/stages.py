@@ -118,7 +118,9 @@ def _ingest_fp(ctx: StageContext) -> Any:
     cfg = _cfg(ctx)
     pm = _platemap(ctx)
     return {
-        "screen": cfg.screen.model_dump(mode="json", exclude={"simulate"}),
+        "screen": cfg.screen.model_dump(
+            mode="json", exclude={"simulate", "growth_exports", "growth_platemap"}
+        ),
         "files": files_fingerprint(_images_dir(ctx), frozenset(IMAGE_SUFFIXES)),
         "platemap": file_fingerprint(pm) if pm else None,
     }
