@@ -191,5 +191,7 @@ def test_exports_without_platemap_or_readout(toy_inputs: dict[str, Path]) -> Non
 
     with pytest.raises(FeatureTableError, match="plate map"):
         read_confluence_exports([toy_inputs["phase"]])
+    with pytest.raises(FeatureTableError, match="given twice"):
+        read_confluence_exports([toy_inputs["phase"]] * 2, platemap=toy_inputs["platemap"])
     with pytest.raises(FeatureTableError, match="no 'confluence' readout"):
         read_confluence_exports([toy_inputs["red"]], platemap=toy_inputs["platemap"])

@@ -595,6 +595,52 @@ def to_confluence_table(
     return sub[cols].sort_values(["plate", "well", "time_h"]).reset_index(drop=True)
 
 
+def read_time_courses(
+    paths: Sequence[str | Path],
+    *,
+    plate: str | None = None,
+    concentration_unit: str = "uM",
+    default_metric: str | None = None,
+) -> pd.DataFrame:
+    """Read Incucyte exports and long tables into one long growth table (no plate map yet).
+
+    Several files are several plates or several metrics of one plate; a (plate, well, time,
+    metric) given twice is an error (the same export read twice). ``plate`` names every file's
+    plate; ``default_metric`` is the metric of an export that names none.
+    """
+    parts = []
+    for p in paths:
+        path = Path(p)
+        kind = sniff_input(path)
+        if kind == "incucyte":
+            part = read_incucyte_export(
+                path,
+                plate=plate,
+                concentration_unit=concentration_unit,
+                default_metric=default_metric,
+            )
+        elif kind == "long":
+            part = read_long_table(path)
+            if plate is not None:
+                part["plate"] = plate
+        else:
+            raise FeatureTableError(
+                f"{path}: a GR table has no time course; give Incucyte exports or long tables"
+            )
+        parts.append(part)
+    if not parts:
+        raise FeatureTableError("no input files given")
+    long = pd.concat(parts, ignore_index=True)
+    dup = long.duplicated(["plate", "well", "time_h", "metric"])
+    if dup.any():
+        row = long[dup].iloc[0]
+        raise FeatureTableError(
+            f"plate {row['plate']}, well {row['well']}, {row['time_h']:g} h: metric "
+            f"'{row['metric']}' given twice (the same export read twice?)"
+        )
+    return long
+
+
 def read_confluence_exports(
     paths: Sequence[str | Path],
     *,
@@ -635,33 +681,9 @@ def read_confluence_exports(
     """
     if not paths:
         raise FeatureTableError("no growth export given")
-    parts = []
-    for p in paths:
-        path = Path(p)
-        if sniff_input(path) == "incucyte":
-            part = read_incucyte_export(
-                path,
-                plate=plate,
-                concentration_unit=concentration_unit,
-                default_metric=metric,
-            )
-        elif sniff_input(path) == "long":
-            part = read_long_table(path)
-            if plate is not None:
-                part["plate"] = plate
-        else:
-            raise FeatureTableError(
-                f"{path}: a GR table has no time course; give Incucyte exports or a long table"
-            )
-        parts.append(part)
-    long = pd.concat(parts, ignore_index=True)
-    dup = long.duplicated(["plate", "well", "time_h", "metric"])
-    if dup.any():
-        row = long[dup].iloc[0]
-        raise FeatureTableError(
-            f"plate {row['plate']}, well {row['well']}, {row['time_h']:g} h: metric "
-            f"'{row['metric']}' given twice (the same export read twice?)"
-        )
+    long = read_time_courses(
+        paths, plate=plate, concentration_unit=concentration_unit, default_metric=metric
+    )
     if metric not in set(long["metric"]):
         raise FeatureTableError(
             f"no '{metric}' readout in {', '.join(str(p) for p in paths)} (metrics found: "

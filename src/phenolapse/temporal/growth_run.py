@@ -20,9 +20,8 @@ from phenolapse.data.incucyte import (
     attach_platemap,
     check_gr_table,
     read_gr_table,
-    read_incucyte_export,
-    read_long_table,
     read_platemap_table,
+    read_time_courses,
     sniff_input,
 )
 from phenolapse.errors import FeatureTableError
@@ -119,20 +118,7 @@ def load_growth_inputs(
                 "only input (it carries its own controls)"
             )
         return "gr_table", read_gr_table(next(iter(kinds)))
-    parts = []
-    for path, kind in kinds.items():
-        if kind == "incucyte":
-            parts.append(read_incucyte_export(path, concentration_unit=concentration_unit))
-        else:
-            parts.append(read_long_table(path))
-    long = pd.concat(parts, ignore_index=True)
-    dup = long.duplicated(["plate", "well", "time_h", "metric"])
-    if dup.any():
-        row = long[dup].iloc[0]
-        raise FeatureTableError(
-            f"plate {row['plate']}, well {row['well']}, {row['time_h']} h: metric "
-            f"'{row['metric']}' given twice (the same export read twice?)"
-        )
+    long = read_time_courses(list(kinds), concentration_unit=concentration_unit)
     if platemap is not None:
         pm = read_platemap_table(platemap)
         long = attach_platemap(long, pm, source=str(platemap))
