@@ -205,7 +205,7 @@ def plot_drug_curves(
     ax.set_xlabel("time after drug addition (h)")
     metric = d["Metadata_metric"].iloc[0] if not d.empty else ""
     ax.set_ylabel(
-        f"distance to control / control spread ({metric})"
+        f"distance to control\n(control spreads, {metric})"
         if relative
         else f"distance to control ({metric})"
     )
