@@ -302,4 +302,7 @@ def test_report_stays_small_with_one_page_per_drug(project: dict[str, Any]) -> N
     figures = [p for p in (out / "temporal" / "figures").glob("*.png")]
     full = sum(p.stat().st_size for p in figures) * 4 / 3
     assert len(html) < 0.25 * full  # figures scaled down; per-drug ones on their pages
-    assert html.count("<img") == len(figures) - 2 * len(drugs)  # clusters and heatmap only
+    potency = list((out / "temporal" / "potency").glob("*.png"))  # one per cell line and plate
+    assert potency
+    # clusters and heatmap in the temporal section, potency over time in the growth section
+    assert html.count("<img") == len(figures) - 2 * len(drugs) + len(potency)
