@@ -108,8 +108,11 @@ def test_potency_over_time_from_confluence(toy_inputs: dict[str, Path], tmp_path
     metrics = potency_over_time(growth)
     assert set(metrics["drug"]) == {"stat", "tox"}
     late = metrics[metrics["time_h"] == 48].set_index("drug")
-    # Hill curve around 0.3 uM: GR50 lies between the tested 0.1 and 1 uM, later GRmax lower
-    assert 0.1 < late.loc["stat", "GR50"] < 1.0
+    # rate(c) = 0.03 + (r_top - 0.03) / (1 + (0.3 / c)^2); GR = 0.5 where rate / 0.03 = log2 1.5,
+    # so GR50 = 0.3 * sqrt(f / (1 - f)) with f = (1 - log2 1.5) * 0.03 / (0.03 - r_top)
+    for drug, top in (("stat", 0.0), ("tox", -0.03)):
+        f = (1 - np.log2(1.5)) * 0.03 / (0.03 - top)
+        assert late.loc[drug, "GR50"] == pytest.approx(0.3 * np.sqrt(f / (1 - f)), rel=0.05)
     assert late.loc["tox", "GRmax"] == pytest.approx(-0.5, abs=0.05)
     few = potency_over_time(growth, max_time_points=4)
     assert sorted(few["time_h"].unique()) == [4.0, 20.0, 32.0, 48.0]  # spread, the last kept
@@ -195,3 +198,26 @@ def test_exports_without_platemap_or_readout(toy_inputs: dict[str, Path]) -> Non
         read_confluence_exports([toy_inputs["phase"]] * 2, platemap=toy_inputs["platemap"])
     with pytest.raises(FeatureTableError, match="no 'confluence' readout"):
         read_confluence_exports([toy_inputs["red"]], platemap=toy_inputs["platemap"])
+
+
+def test_report_embeds_few_potency_figures(toy_inputs: dict[str, Path], tmp_path: Path) -> None:
+    from phenolapse.data.incucyte import read_confluence_exports
+    from phenolapse.report.growth_figures import plot_potency
+    from phenolapse.report.html import Figure, Text
+    from phenolapse.report.pipeline_report import potency_blocks
+
+    growth = read_confluence_exports([toy_inputs["phase"]], platemap=toy_inputs["platemap"])
+    metrics = potency_over_time(growth)
+    # 24 drugs on one plate: distinct looks, legend beside the axes
+    many = pd.concat(
+        [metrics.assign(drug=f"{d}{i:02d}") for i in range(12) for d in ("a", "b")],
+        ignore_index=True,
+    )
+    tdir = tmp_path / "temporal"
+    tdir.mkdir()
+    metrics.to_csv(tdir / "gr_metrics.csv", index=False)
+    for i in range(8):
+        plot_potency(many, title=f"plate {i}", path=tdir / "potency" / f"potency_P{i}.png")
+    blocks = potency_blocks(tdir, limit=6)
+    assert sum(isinstance(b, Figure) for b in blocks) == 6
+    assert any(isinstance(b, Text) and "2 more potency figure" in b.text for b in blocks)

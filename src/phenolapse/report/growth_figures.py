@@ -49,13 +49,26 @@ def plot_potency(metrics: pd.DataFrame, *, title: str, path: Path) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     any_gr50 = False
-    for drug, grp in metrics.groupby("drug", sort=True):
+    n_drugs = metrics["drug"].nunique()
+    # beyond 10 drugs: 20 colours and a line style per block of 20, so no two drugs look alike
+    n_colours = 10 if n_drugs <= 10 else 20
+    cmap = plt.get_cmap(f"tab{n_colours}")
+    colours = [cmap(j) for j in range(n_colours)]
+    styles = ("-", "--", ":", "-.")
+    for i, (drug, grp) in enumerate(metrics.groupby("drug", sort=True)):
         grp = grp.sort_values("time_h")
         gr50 = grp["GR50"].to_numpy(dtype=np.float64)
         gr50 = np.where(np.isfinite(gr50) & (gr50 > 0), gr50, np.nan)
         any_gr50 |= bool(np.isfinite(gr50).any())
-        axes[0].plot(grp["time_h"], gr50, marker="o", ms=3, label=str(drug))
-        axes[1].plot(grp["time_h"], grp["GRmax"], marker="o", ms=3, label=str(drug))
+        look = {
+            "color": colours[i % len(colours)],
+            "ls": styles[(i // len(colours)) % len(styles)],
+            "marker": "o",
+            "ms": 3,
+            "label": str(drug),
+        }
+        axes[0].plot(grp["time_h"], gr50, **look)
+        axes[1].plot(grp["time_h"], grp["GRmax"], **look)
     if any_gr50:
         axes[0].set_yscale("log")
     axes[0].set_ylabel("GR50 (uM; gaps: not reached)")
@@ -63,7 +76,16 @@ def plot_potency(metrics: pd.DataFrame, *, title: str, path: Path) -> Path:
     axes[1].set_ylabel("GRmax")
     for ax in axes:
         ax.set_xlabel("time (h)")
-    axes[1].legend(fontsize=7, loc="best")
+    if n_drugs <= 10:
+        axes[1].legend(fontsize=7, loc="best")
+    else:
+        axes[1].legend(
+            fontsize=6,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            ncol=int(np.ceil(n_drugs / 18)),
+            frameon=False,
+        )
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 

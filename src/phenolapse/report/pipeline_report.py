@@ -85,10 +85,14 @@ def drug_pages(
     return blocks, set(names["file"])
 
 
-def potency_blocks(tdir: Path, *, limit: int = 12) -> list[Figure | Table | Text]:
-    """The potency-over-time figures and a summary of ``gr_metrics.csv`` of a temporal folder."""
+def potency_blocks(tdir: Path, *, limit: int = 6) -> list[Figure | Table | Text]:
+    """The potency-over-time figures and a summary of ``gr_metrics.csv`` of a temporal folder.
+
+    At most ``limit`` figures (one per cell line and plate) are embedded, keeping the report
+    small; the rest are named.
+    """
     metrics = _csv(tdir / "gr_metrics.csv")
-    figs = _figures(tdir / POTENCY_DIR, limit=limit)
+    figs = _figures(tdir / POTENCY_DIR, limit=10**6)
     if metrics is None or metrics.empty:
         return []
     blocks: list[Figure | Table | Text] = [
@@ -102,7 +106,15 @@ def potency_blocks(tdir: Path, *, limit: int = 12) -> list[Figure | Table | Text
         fig.caption = (
             f"GR50 and GRmax against time per drug: {fig.path.stem.removeprefix('potency_')}"
         )
-    blocks += figs
+    blocks += figs[:limit]
+    if len(figs) > limit:
+        blocks.append(
+            Text(
+                f"{len(figs) - limit} more potency figure(s) in temporal/{POTENCY_DIR}/ "
+                f"(not embedded, to keep this report small).",
+                "note",
+            )
+        )
     last = metrics.loc[metrics.groupby(["cell_line", "plate", "drug"])["time_h"].idxmax()]
     cols = ["cell_line", "plate", "drug", "time_h", "GR50", "GRmax", "GR_AOC", "fit"]
     blocks.append(
