@@ -6,7 +6,7 @@ Output folder layout::
     OUT/manifest.parquet   one row per image
     OUT/train/             ConvAE training run (model.pt, history.csv, loss_curve.png, checkpoints/)
     OUT/embed/             features.zarr, profiles.parquet, profiles_normalized.parquet
-    OUT/temporal/          distances, clusters, annotations, GR, figures
+    OUT/temporal/          distances, clusters, annotations, GR, potency over time, figures
     OUT/lens/              classification with and without the lens, importance maps
     OUT/compare/           comparison.csv / .md and figures
     OUT/report.html        everything above in one file, figures embedded
