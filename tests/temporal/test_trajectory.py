@@ -14,7 +14,7 @@ TIMES = np.arange(-6.0, 60.0, 6.0)
 
 
 def _screen(seed: int = 0) -> pd.DataFrame:
-    """Controls grow along feature 0; drugs stall, go back, or change shape (feature 1)."""
+    """Controls grow along features 0, 3 and 4; drugs stall, go back, or change shape (feature 1)."""
     rng = np.random.default_rng(seed)
     growth = np.clip(TIMES, 0, None) / TIMES.max()  # 0 at drug addition -> 1 at the end
 
@@ -25,7 +25,7 @@ def _screen(seed: int = 0) -> pd.DataFrame:
         if kind == "back":
             return -0.6 * g, 0.0
         if kind == "shape":
-            return g, 3.0 * g
+            return g, 0.5 * g
         return g, 0.0
 
     rows = []
@@ -42,9 +42,11 @@ def _screen(seed: int = 0) -> pd.DataFrame:
                         "Metadata_drug": "DMSO" if kind == "ctrl" else kind,
                         "Metadata_concentration_um": 0.0 if kind == "ctrl" else 1.0,
                         "Metadata_role": "negative_control" if kind == "ctrl" else "treatment",
-                        "f0": 10 * f0 + 0.2 * rng.normal(),
-                        "f1": f1 + 0.2 * rng.normal(),
-                        "f2": 0.2 * rng.normal(),
+                        "f0": 10 * f0 + 0.05 * rng.normal(),
+                        "f1": f1 + 0.05 * rng.normal(),
+                        "f2": 0.05 * rng.normal(),
+                        "f3": 5 * f0 + 0.05 * rng.normal(),  # growth shows in several features
+                        "f4": 2 * f0 + 0.05 * rng.normal(),
                     }
                 )
     return pd.DataFrame(rows)
@@ -111,3 +113,32 @@ def test_a_control_without_a_trend_has_no_path() -> None:
     df.loc[ctrl, ["f0", "f1", "f2"]] = rng.normal(size=(int(ctrl.sum()), 3)) * 0.2
     _, summary = trajectory_readouts(df, feature_cols=["f0", "f1", "f2"])
     assert summary["progress_end"].isna().all()
+
+
+def test_feature_only_calls_from_the_command_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from phenolapse.cli import app
+
+    src = tmp_path / "profiles.parquet"
+    _screen().to_parquet(src)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(
+        app,
+        ["temporal", str(src), "--out", str(out), "--no-growth", "--no-figures", "--no-progress",
+         "--k", "2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ann = pd.read_csv(out / "annotations.csv").set_index("drug")
+    assert ann.loc["stall", "effect"] == "cytostatic"
+    assert ann.loc["back", "effect"] == "cytotoxic"
+    assert ann.loc["shape", "effect"] == "no_effect"
+    assert bool(ann.loc["shape", "morphology_change"])
+    assert ann.loc["none", "effect"] == "no_effect"
+    assert (ann["effect"] == ann["feature_effect"]).all()
+    assert ann.loc[["stall", "back", "shape"], "onset_h"].notna().all()
+    assert np.isnan(ann.loc["none", "onset_h"])
+    rules = (out / "annotation_rules.md").read_text()
+    assert "T1." in rules and "progress_like_control" in rules
+    path = pd.read_parquet(out / "control_path.parquet")
+    assert {"progress", "control_progress", "off_path"} <= set(path.columns)
