@@ -38,6 +38,18 @@ import pandas as pd
 
 from phenolapse.errors import FeatureTableError, PlateMapError
 
+# Columns of the long growth table the temporal stage reads (one row per plate, well and time).
+GROWTH_COLUMNS = [
+    "cell_line",
+    "plate",
+    "well",
+    "time_h",
+    "drug",
+    "concentration_um",
+    "role",
+    "confluence",
+]
+
 LONG_COLUMNS = ["plate", "well", "time_h", "metric", "value"]
 CONDITION_COLUMNS = ["cell_line", "drug", "concentration_um", "role"]
 GR_TABLE_REQUIRED = ["concentration", "cell_count", "cell_count__ctrl", "cell_count__time0"]
@@ -582,17 +594,7 @@ def to_confluence_table(
     empty = sub["cell_line"].fillna("").astype(str) == ""
     sub.loc[empty, "cell_line"] = sub.loc[empty, "plate"]
     sub["confluence"] = sub["value"] / 100.0 if percent else sub["value"]
-    cols = [
-        "cell_line",
-        "plate",
-        "well",
-        "time_h",
-        "drug",
-        "concentration_um",
-        "role",
-        "confluence",
-    ]
-    return sub[cols].sort_values(["plate", "well", "time_h"]).reset_index(drop=True)
+    return sub[GROWTH_COLUMNS].sort_values(["plate", "well", "time_h"]).reset_index(drop=True)
 
 
 def read_time_courses(

@@ -187,11 +187,8 @@ def growth_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[
     """Effect from the growth readouts of one unit (growth rules 1-6); returns (effect, rule)."""
     cfg = config or AnnotationConfig()
 
-    def get(name: str) -> float:
-        return _value(row, name)
-
-    gr_end, gr_late = get("gr_end"), get("gr_late")
-    fall_ratio, end_ratio = get("fall_ratio"), get("end_ratio")
+    gr_end, gr_late = _value(row, "gr_end"), _value(row, "gr_late")
+    fall_ratio, end_ratio = _value(row, "fall_ratio"), _value(row, "end_ratio")
     if np.isfinite(end_ratio) and end_ratio < cfg.full_kill_fraction:
         return "cytotoxic", "1:died"
     if (np.isfinite(fall_ratio) and fall_ratio < cfg.fall_fraction) or (
@@ -215,11 +212,7 @@ def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tu
     Returns ``(effect, rule)``; ``("", "undefined")`` when the unit has no progress readout.
     """
     cfg = config or AnnotationConfig()
-
-    def get(name: str) -> float:
-        return _value(row, name)
-
-    end, fall = get("progress_end"), get("progress_fall")
+    end, fall = _value(row, "progress_end"), _value(row, "progress_fall")
     if not np.isfinite(end):
         return "", "undefined"
     fall = fall if np.isfinite(fall) else 0.0
@@ -324,9 +317,8 @@ def annotate(
         g, f = str(r.growth_effect), str(r.feature_effect)
         no_growth = not use_growth or (use_features and r.growth_rule == "undefined")
         user_mapped = cluster_effects is not None and bool(shows[i])
-        advancing = bool(shows[i]) and float(getattr(r, "progress_end", np.nan)) >= (
-            cfg.progress_like_control
-        )
+        progress = _value(r, "progress_end")
+        advancing = bool(shows[i]) and progress >= cfg.progress_like_control
         if no_growth or user_mapped:
             effects.append(f)
         elif use_features and r.growth_rule == "5:stopped" and advancing:
@@ -334,7 +326,7 @@ def annotate(
         elif not use_features or r.growth_rule != "4:borderline":
             effects.append(g)
         else:
-            lagging = float(getattr(r, "progress_end", np.nan)) < cfg.progress_like_control
+            lagging = progress < cfg.progress_like_control
             effects.append("mixed" if shows[i] or lagging else "no_effect")
     out["effect"] = effects
     out["morphology_change"] = shows & (out["effect"] == "no_effect").to_numpy()

@@ -322,6 +322,7 @@ def distance_to_control(
                     rng=rng,
                 )
             null = null_cache[n_rep][match]
+            spread = np.where(null > 0, null, np.nan)  # the unit of the relative distances
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 rep_mean = np.nanmean(per_well, axis=0)
@@ -349,11 +350,9 @@ def distance_to_control(
                         "distance_ci_low": float(lo[ti]),
                         "distance_ci_high": float(hi[ti]),
                         "null_distance": float(null[ti]),
-                        "relative_distance": float(dist[ti] / null[ti])
-                        if null[ti] > 0
-                        else float("nan"),
-                        "relative_ci_low": float(lo[ti] / null[ti]) if null[ti] > 0 else np.nan,
-                        "relative_ci_high": float(hi[ti] / null[ti]) if null[ti] > 0 else np.nan,
+                        "relative_distance": float(dist[ti] / spread[ti]),
+                        "relative_ci_low": float(lo[ti] / spread[ti]),
+                        "relative_ci_high": float(hi[ti] / spread[ti]),
                     }
                 )
             if return_replicates:

@@ -34,21 +34,12 @@ import pandas as pd
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
+from phenolapse.data.incucyte import GROWTH_COLUMNS
 from phenolapse.errors import FeatureTableError, ManifestError, PlateMapError
 from phenolapse.temporal.config import GrowthConfig
 from phenolapse.temporal.distance import nearest_time_index
 
 N_BINS = 1000
-GROWTH_COLUMNS = [
-    "cell_line",
-    "plate",
-    "well",
-    "time_h",
-    "drug",
-    "concentration_um",
-    "role",
-    "confluence",
-]
 
 
 def texture_map(img: np.ndarray, *, window: int = 9, smooth_sigma: float = 4.0) -> np.ndarray:
@@ -292,7 +283,7 @@ def interval_gr(x_start: float, x_end: float, xc_start: float, xc_end: float) ->
     return float(2.0 ** (np.log2(x_end / x_start) / ctrl) - 1.0)
 
 
-def _smooth_at(x: np.ndarray, i: int) -> float:
+def smooth_at(x: np.ndarray, i: int) -> float:
     """Mean of ``x`` over the point ``i`` and its neighbours (robust to one noisy frame)."""
     n = len(x)
     i = i % n
@@ -332,10 +323,10 @@ def gr_summary(gr_table: pd.DataFrame, *, end_fraction: float = 0.2) -> pd.DataF
                     "gr_mid": float(g[mid]),
                     "gr_min": float(np.nanmin(g)) if np.isfinite(g).any() else np.nan,
                     "gr_late": interval_gr(
-                        _smooth_at(x, mid),
-                        _smooth_at(x, -1),
-                        _smooth_at(xc, mid),
-                        _smooth_at(xc, -1),
+                        smooth_at(x, mid),
+                        smooth_at(x, -1),
+                        smooth_at(xc, mid),
+                        smooth_at(xc, -1),
                     ),
                     "confluence_start": x0,
                     "confluence_max": x_max,

@@ -36,6 +36,7 @@ import pandas as pd
 
 from phenolapse.temporal.annotate import growth_effect
 from phenolapse.temporal.config import AnnotationConfig
+from phenolapse.temporal.growth import interval_gr, smooth_at
 
 ANNOTATION_COLUMNS = [
     "effect",
@@ -55,23 +56,6 @@ ANNOTATION_COLUMNS = [
     "gr_toxic_end",
     "n_time_points",
 ]
-
-
-def _smooth_at(x: np.ndarray, i: int) -> float:
-    n = len(x)
-    i = i % n
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(x[max(0, i - 1) : min(n, i + 2)]))
-
-
-def _interval_gr(x0: float, x1: float, c0: float, c1: float) -> float:
-    if not (x0 > 0 and x1 > 0 and c0 > 0 and c1 > 0):
-        return float("nan")
-    ctrl = float(np.log2(c1 / c0))
-    if not np.isfinite(ctrl) or ctrl <= 0:
-        return float("nan")
-    return float(2.0 ** (np.log2(x1 / x0) / ctrl) - 1.0)
 
 
 def onset_time(times: np.ndarray, relative_growth: np.ndarray, *, fraction: float = 0.85) -> float:
@@ -127,11 +111,11 @@ def summarise_growth(
             rec.update(
                 {
                     "gr_end": float(np.nanmean(g[-n_end:])),
-                    "gr_late": _interval_gr(
-                        _smooth_at(x, mid),
-                        _smooth_at(x, -1),
-                        _smooth_at(xc, mid),
-                        _smooth_at(xc, -1),
+                    "gr_late": interval_gr(
+                        smooth_at(x, mid),
+                        smooth_at(x, -1),
+                        smooth_at(xc, mid),
+                        smooth_at(xc, -1),
                     ),
                     "gr_min": float(np.nanmin(g)) if np.isfinite(g).any() else np.nan,
                     "end_ratio": end_x / x0 if x0 > 0 else np.nan,

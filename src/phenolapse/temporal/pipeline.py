@@ -25,7 +25,12 @@ from phenolapse.temporal.annotate import (
     rules_markdown,
 )
 from phenolapse.temporal.config import TemporalConfig
-from phenolapse.temporal.distance import check_profiles, distance_to_control, onset_times
+from phenolapse.temporal.distance import (
+    check_profiles,
+    distance_to_control,
+    feature_columns,
+    onset_times,
+)
 from phenolapse.temporal.growth import (
     gr_summary,
     growth_rate_inhibition,
@@ -149,7 +154,7 @@ def analyse(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         profiles = normalize_profiles(profiles, config=cfg.normalization).profiles
-    feats = check_profiles(profiles)
+    feats = feature_columns(profiles)
     dist_out = distance_to_control(
         profiles,
         config=cfg.distance,
