@@ -8,11 +8,13 @@ or option at fault, and every earlier output byte-identical with no file added o
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import importlib.util
 import io
 import struct
+import sys
 import zlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -21,9 +23,8 @@ import pytest
 import tifffile
 import yaml
 from PIL import Image
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from phenolapse.cli import app
 from phenolapse.data.manifest import read_manifest
 
 RNG = np.random.default_rng(0)
@@ -33,36 +34,28 @@ PM_HEADER = "plate,well,drug,concentration_um,role\n"
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def snapshot(*roots: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``roots``, keyed by path."""
-    digests: dict[str, str] = {}
-    for root in roots:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            digests[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests
+def _cli_helpers() -> ModuleType:
+    """The helpers of ``test_bad_input_cli.py`` (snapshot, invoke, assert_clean_failure)."""
+    path = Path(__file__).resolve().parent / "test_bad_input_cli.py"
+    spec = importlib.util.spec_from_file_location("bad_input_cli", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bad_input_cli", module)
+    spec.loader.exec_module(module)
+    return module
 
 
-def invoke(args: list[Any]) -> Result:
-    """Run the command line in-process with ``args``."""
-    return CliRunner().invoke(app, [str(a) for a in args])
+H = _cli_helpers()
+invoke, snapshot = H.invoke, H.snapshot
 
 
 def assert_clean_failure(
     args: list[Any], *, guard: list[Path], names: list[str], code: int
 ) -> Result:
-    """Run ``args``; assert exit ``code`` naming ``names`` on stderr and ``guard`` untouched."""
-    before = snapshot(*guard)
-    assert before, "nothing to guard"
-    res = invoke(args)
-    assert res.exit_code == code, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), (
-        f"crashed with {res.exception!r} instead of a clear error:\n{res.output}"
-    )
+    """Run ``args``; assert exit ``code`` naming ``names`` on stderr, ``guard`` untouched and
+    no traceback in the output."""
+    res: Result = H.assert_clean_failure(args, guard=guard, names=names, code=code)
     assert "Traceback" not in res.output
-    for name in names:
-        assert name in res.stderr, f"{name!r} not named in stderr:\n{res.stderr}"
-    assert snapshot(*guard) == before
     return res
 
 
