@@ -106,8 +106,12 @@ def run(data: Path, weights: Path, out: Path, *, epochs: int, image_size: int) -
     for model, wpath in models.items():
         for mode in MODES:
             t0 = time.perf_counter()
-            ecfg = EmbedConfig(
-                preprocess=preprocess[model, mode], device="cpu", num_workers=0, progress=False
+            ecfg = EmbedConfig(  # the reference's flattened latent: the numbers of the walkthrough
+                preprocess=preprocess[model, mode],
+                device="cpu",
+                num_workers=0,
+                progress=False,
+                convae_features="latent",
             )
             store = embed_manifest(
                 manifest, weights=wpath, out=out / f"embed_{model}_{mode}", config=ecfg
