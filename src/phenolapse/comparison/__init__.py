@@ -10,6 +10,7 @@
 
 from phenolapse.comparison.classification import classify_drugs, top_k_accuracy
 from phenolapse.comparison.clustering import cluster_drugs, cluster_quality
+from phenolapse.comparison.config import CompareConfig
 from phenolapse.comparison.profiles import (
     ProfileSet,
     align_profile_sets,
@@ -18,7 +19,6 @@ from phenolapse.comparison.profiles import (
 )
 from phenolapse.comparison.retrieval import replicate_distances, replicate_map
 from phenolapse.comparison.run import (
-    CompareConfig,
     ComparisonResult,
     compare_profiles,
     run_comparison,

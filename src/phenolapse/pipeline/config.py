@@ -18,7 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from phenolapse.comparison.run import CompareConfig
+from phenolapse.comparison.config import CompareConfig
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.embedding.config import EmbedConfig
 from phenolapse.errors import ConfigError

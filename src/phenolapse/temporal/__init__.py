@@ -13,7 +13,7 @@ analysed; this package never imports torch.
 """
 
 from phenolapse.temporal.annotate import annotate, consensus
-from phenolapse.temporal.config import TemporalConfig
+from phenolapse.temporal.config import DTWClusterConfig, TemporalConfig
 from phenolapse.temporal.distance import distance_to_control, nearest_time_index
 from phenolapse.temporal.estimator import DTWKMeans
 from phenolapse.temporal.growth import (
@@ -26,6 +26,7 @@ from phenolapse.temporal.pipeline import TemporalResult, analyse, load_profiles,
 from phenolapse.temporal.series import SeriesSet, make_series
 
 __all__ = [
+    "DTWClusterConfig",
     "DTWKMeans",
     "SeriesSet",
     "TemporalConfig",

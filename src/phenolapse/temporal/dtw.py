@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from phenolapse.errors import ConfigError, FeatureTableError
+from phenolapse.temporal.config import DTWClusterConfig
 
 __all__ = [
     "DTWClusterConfig",
@@ -38,57 +38,6 @@ __all__ = [
     "dtw_silhouette",
     "select_k",
 ]
-
-
-class DTWClusterConfig(BaseModel):
-    """Options of the DTW clustering, shared by the CLI, YAML files and the Python API.
-
-    Attributes
-    ----------
-    k
-        Number of clusters; None selects k from ``ks`` by the silhouette on DTW distances.
-    ks
-        Candidate numbers of clusters for the selection (the reference's range: 2..9).
-    window
-        Sakoe-Chiba radius in time steps; None for unconstrained DTW. A radius about the largest
-        expected time shift (e.g. a fifth of the series length) allows shifted copies of a shape
-        to align while stopping the over-warping that makes different shapes look alike.
-    n_init
-        Restarts from different k-means++ seeds; the run with the lowest inertia is kept.
-    max_iter
-        Cap on assignment/update rounds of each restart.
-    seed
-        Seed of the k-means++ seeding; equal seeds give equal results.
-    subsample
-        The restarts cluster a random subsample of this many series, the one with the lowest
-        inertia there is refined on all series; None runs the restarts on all series (slower).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    k: int | None = Field(None, ge=1)
-    ks: list[int] = Field(default_factory=lambda: list(range(2, 10)))
-    window: int | None = Field(None, ge=0)
-    n_init: int = Field(3, ge=1)
-    max_iter: int = Field(50, ge=1)
-    seed: int = Field(0, ge=0)
-    subsample: int | None = Field(400, ge=2)
-
-    def kmeans_options(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`dtw_kmeans` and :func:`select_k` taken from this config."""
-        return {
-            "window": self.window,
-            "n_init": self.n_init,
-            "max_iter": self.max_iter,
-            "seed": self.seed,
-            "subsample": self.subsample,
-        }
-
-    @model_validator(mode="after")
-    def _check_ks(self) -> DTWClusterConfig:
-        if not self.ks or any(k < 2 for k in self.ks):
-            raise ValueError("ks must be a non-empty list of cluster counts >= 2")
-        return self
 
 
 @dataclass
