@@ -145,6 +145,7 @@ def synthetic_temporal_inputs(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
 
 @pytest.fixture(scope="module")
 def temporal_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from phenolapse.report.temporal_figures import write_temporal_figures
     from phenolapse.temporal.config import TemporalConfig
     from phenolapse.temporal.pipeline import run_temporal
 
@@ -159,7 +160,8 @@ def temporal_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("temporal")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run_temporal(profiles, out_dir=out, config=cfg, growth=growth, figure_drugs=["tox"])
+        result = run_temporal(profiles, out_dir=out, config=cfg, growth=growth)
+        write_temporal_figures(result, out / "figures", drugs=["tox"])
     return out
 
 

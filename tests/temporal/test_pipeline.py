@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from phenolapse.errors import ConfigError, FeatureTableError
+from phenolapse.report.temporal_figures import write_temporal_figures
 from phenolapse.temporal.annotate import agreement_scores
 from phenolapse.temporal.config import TemporalConfig
 from phenolapse.temporal.pipeline import TemporalResult, analyse, run_temporal
@@ -63,9 +64,8 @@ def tiny_run(
     cfg = TemporalConfig(progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = run_temporal(
-            profiles, out_dir=out, config=cfg, manifest=tiny_manifest, figure_drugs=["Drug01"]
-        )
+        result = run_temporal(profiles, out_dir=out, config=cfg, manifest=tiny_manifest)
+        write_temporal_figures(result, out / "figures", manifest=tiny_manifest, drugs=["Drug01"])
     return result, out, profiles
 
 

@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """GR values, GR50 / GRmax over time, EC50 / IC50 per time point, effect calls, report."""
         from phenolapse.io_utils import read_yaml_mapping
+        from phenolapse.report.growth_figures import draw_growth_figures
+        from phenolapse.report.growth_report import write_growth_report
         from phenolapse.temporal.growth_run import (
             GrowthAnalysisConfig,
             analyse_growth,
@@ -97,7 +99,12 @@ def register(app: typer.Typer) -> None:
                 inputs, platemap=platemap, concentration_unit=concentration_unit
             )
             result = analyse_growth(kind, table, config=cfg)
-            files = write_growth(result, out, config=cfg, figures=figures, inputs=inputs)
+            files = write_growth(result, out, config=cfg)
+            figs: list[Path] = []
+            if figures:
+                figs = draw_growth_figures(result, out / "figures", figure_times=cfg.figure_times)
+            files += figs
+            files.append(write_growth_report(result, out, figures=figs, inputs=inputs, config=cfg))
         except PhenolapseError as exc:
             fail(str(exc))
         except ValueError as exc:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
         from phenolapse.temporal.annotate import read_cluster_mapping
         from phenolapse.temporal.config import TemporalConfig
         from phenolapse.temporal.growth import check_growth_plates
-        from phenolapse.temporal.pipeline import load_profiles, run_temporal
+        from phenolapse.temporal.pipeline import run_temporal
 
         try:
             cfg = TemporalConfig.from_yaml(config) if config is not None else TemporalConfig()
@@ -86,7 +89,7 @@ def register(app: typer.Typer) -> None:
                     update={"distance": cfg.distance.model_copy(update={"metric": metric})}
                 )
             cfg = TemporalConfig.model_validate(cfg.model_dump())
-            profiles = load_profiles(features)
+            profiles = _read_features(features)
             man = None
             if manifest is not None:
                 from phenolapse.data.manifest import read_manifest
@@ -101,13 +104,12 @@ def register(app: typer.Typer) -> None:
                 )
                 check_growth_plates(growth_table, profiles)
             result = run_temporal(
-                profiles,
-                out_dir=out,
-                config=cfg,
-                manifest=man,
-                growth=growth_table,
-                figures=figures,
+                profiles, out_dir=out, config=cfg, manifest=man, growth=growth_table
             )
+            if figures:
+                from phenolapse.report.temporal_figures import write_temporal_figures
+
+                result.files.update(write_temporal_figures(result, out / "figures", manifest=man))
         except PhenolapseError as exc:
             fail(str(exc))
         except ValueError as exc:
@@ -119,3 +121,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"k = {len(result.centroids)} clusters; wrote {len(result.files)} files to {out}"
         )
+
+
+def _read_features(path: Path) -> pd.DataFrame:
+    """Profiles from a profiles Parquet, or aggregated from a ``features.zarr`` store."""
+    from phenolapse.temporal.pipeline import load_profiles
+
+    if path.exists() and (path.is_dir() or path.suffix == ".zarr"):
+        from phenolapse.embedding import make_profiles, read_features
+
+        meta, feats = read_features(path)
+        return make_profiles(meta, feats)
+    return load_profiles(path)

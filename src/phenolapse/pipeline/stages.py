@@ -236,6 +236,7 @@ def _temporal_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.data.incucyte import read_confluence_exports
     from phenolapse.embedding import read_profiles
     from phenolapse.pipeline.potency import write_potency
+    from phenolapse.report.temporal_figures import write_temporal_figures
     from phenolapse.temporal.growth import check_growth_plates
     from phenolapse.temporal.pipeline import run_temporal
 
@@ -252,13 +253,11 @@ def _temporal_run(ctx: StageContext) -> dict[str, str]:
             time_zero=cfg.screen.growth_time_zero(),
         )
         check_growth_plates(growth, profiles)
+    manifest = _manifest(ctx)
     result = run_temporal(
-        profiles,
-        out_dir=out,
-        config=cfg.temporal,
-        manifest=_manifest(ctx),
-        growth=growth,
+        profiles, out_dir=out, config=cfg.temporal, manifest=manifest, growth=growth
     )
+    result.files.update(write_temporal_figures(result, out / "figures", manifest=manifest))
     files = {k: _rel(ctx, Path(v)) for k, v in result.files.items() if Path(v).exists()}
     if result.growth is not None:
         files.update({k: _rel(ctx, p) for k, p in write_potency(result.growth, out).items()})

@@ -1,8 +1,10 @@
 """Growth analysis without images: inputs -> GR(c, t), potency over time, effect calls, outputs.
 
 :func:`load_growth_inputs` reads Incucyte exports, long tables or a GR tools' table (with a plate
-map); :func:`analyse_growth` computes; :func:`write_growth` writes the tables, figures and the
-HTML report into one folder. ``phenolapse growth`` is a thin shell over these three.
+map); :func:`analyse_growth` computes; :func:`write_growth` writes the tables into one folder.
+The figures (:func:`phenolapse.report.growth_figures.draw_growth_figures`) and the HTML report
+(:func:`phenolapse.report.growth_report.write_growth_report`) are drawn from the result beside
+them; ``phenolapse growth`` is a thin shell over these.
 """
 
 from __future__ import annotations
@@ -255,10 +257,8 @@ def write_growth(
     out: str | Path,
     *,
     config: GrowthAnalysisConfig | None = None,
-    figures: bool = True,
-    inputs: Sequence[str | Path] = (),
 ) -> list[Path]:
-    """Write the tables, figures and ``report.html`` of a growth analysis into ``out``."""
+    """Write the tables (and ``growth_config.yaml``) of a growth analysis into ``out``."""
     cfg = config or GrowthAnalysisConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,13 +274,4 @@ def write_growth(
     with atomic_write(out / "growth_config.yaml", "w") as fh:
         yaml.safe_dump(cfg.model_dump(), fh, sort_keys=False)
     files.append(out / "growth_config.yaml")
-    figs: list[Path] = []
-    if figures:
-        from phenolapse.report.growth_figures import draw_growth_figures
-
-        figs = draw_growth_figures(result, out / "figures", figure_times=cfg.figure_times)
-        files.extend(figs)
-    from phenolapse.report.growth_report import write_growth_report
-
-    files.append(write_growth_report(result, out, figures=figs, inputs=inputs, config=cfg))
     return files

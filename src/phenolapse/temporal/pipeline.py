@@ -1,8 +1,10 @@
 """The temporal stage end to end: profiles -> distances -> series -> DTW clusters -> effects.
 
 :func:`analyse` computes everything in memory (no files, no plots); :func:`write_outputs` writes the
-tables; :func:`run_temporal` does both and, optionally, the figures (drawn by
-:mod:`phenolapse.report.temporal_figures`).
+tables; :func:`run_temporal` does both. The figures are drawn from the result by
+:func:`phenolapse.report.temporal_figures.write_temporal_figures` (the pipeline and
+``phenolapse temporal`` call it). Like the whole package, this module never imports torch or the
+embedding stage.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from phenolapse.embedding.normalize import normalize_profiles
 from phenolapse.errors import ConfigError, FeatureTableError
 from phenolapse.io_utils import atomic_write, write_csv, write_parquet
+from phenolapse.normalize import normalize_profiles
 from phenolapse.temporal.annotate import (
     annotate,
     cluster_effects_from_centroids,
@@ -65,10 +67,11 @@ class TemporalResult:
 
 
 def load_profiles(path: str | Path) -> pd.DataFrame:
-    """Read features for the temporal stage: a profiles Parquet or a ``features.zarr`` store.
+    """Read a profiles Parquet for the temporal stage.
 
-    A Zarr store is aggregated to profiles with :func:`phenolapse.embedding.make_profiles`
-    (imported only here, because the embedding package needs torch).
+    A ``features.zarr`` store holds per-image features; aggregate it to profiles first with
+    :func:`phenolapse.embedding.make_profiles` (``phenolapse temporal`` does so), which this
+    torch-free package does not import.
     """
     path = Path(path)
     if not path.exists():
@@ -76,10 +79,10 @@ def load_profiles(path: str | Path) -> pd.DataFrame:
             f"{path}: features not found (give profiles.parquet or features.zarr)"
         )
     if path.is_dir() or path.suffix == ".zarr":
-        from phenolapse.embedding import make_profiles, read_features
-
-        meta, feats = read_features(path)
-        return make_profiles(meta, feats)
+        raise FeatureTableError(
+            f"{path}: a features store, not a profiles table; aggregate it with "
+            "phenolapse.embedding.make_profiles or give the profiles.parquet beside it"
+        )
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:
@@ -273,14 +276,12 @@ def run_temporal(
     config: TemporalConfig | None = None,
     manifest: pd.DataFrame | None = None,
     growth: pd.DataFrame | None = None,
-    figures: bool = True,
-    figure_drugs: list[str] | None = None,
 ) -> TemporalResult:
-    """Analyse ``profiles``, write the tables and (optionally) the figures into ``out_dir``.
+    """Analyse ``profiles`` and write the tables into ``out_dir``.
 
     Growth comes from ``growth`` when given, else is measured on the images of ``manifest``
-    (label-free confluence), else is skipped. ``figure_drugs`` limits the per-drug figures
-    (curves, image strips) to these drugs (default: the first 12 drugs).
+    (label-free confluence), else is skipped. The figures are drawn from the returned result by
+    :func:`phenolapse.report.temporal_figures.write_temporal_figures`.
     """
     cfg = config or TemporalConfig()
     if growth is None and manifest is not None and cfg.use_growth:
@@ -289,12 +290,4 @@ def run_temporal(
         raise FeatureTableError("the profiles table is empty")
     result = analyse(profiles, config=cfg, growth=growth)
     write_outputs(result, out_dir)
-    if figures:
-        from phenolapse.report.temporal_figures import write_temporal_figures
-
-        result.files.update(
-            write_temporal_figures(
-                result, Path(out_dir) / "figures", manifest=manifest, drugs=figure_drugs
-            )
-        )
     return result
