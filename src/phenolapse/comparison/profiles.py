@@ -14,19 +14,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from phenolapse.artefacts import PROFILE_GROUP_KEYS, PROFILES_NAME, read_profiles
 from phenolapse.errors import FeatureTableError
-from phenolapse.temporal.distance import REQUIRED_METADATA
+from phenolapse.vocabulary import PROFILE_KEYS, metadata
 
-KEY_COLUMNS = ["Metadata_plate", "Metadata_well", "Metadata_time_h"]
+KEY_COLUMNS = metadata(PROFILE_GROUP_KEYS)
 """Columns that identify one profile row (one well at one time point)."""
 
-REQUIRED_COLUMNS = list(REQUIRED_METADATA)
+REQUIRED_COLUMNS = list(PROFILE_KEYS)
 """Metadata every profile table must carry for the comparison tasks (those the temporal stage
 needs too)."""
 
-_CHECKED_COLUMNS = [
-    "Metadata_cell_line", "Metadata_drug", "Metadata_concentration_um", "Metadata_role"
-]
+_CHECKED_COLUMNS = metadata(["cell_line", "drug", "concentration_um", "role"])
 
 
 @dataclass
@@ -99,10 +98,11 @@ def split_profiles(
 
 
 def load_profile_set(path: str | Path, *, name: str | None = None) -> ProfileSet:
-    """Load one extractor's profiles from a profiles Parquet or a ``features.zarr`` store.
+    """Load one extractor's profiles from a profile table or a ``features.zarr`` store.
 
-    Per-image features (``features.zarr``) are averaged to (plate, well, time point) profiles
-    first, exactly as ``phenolapse.embedding.make_profiles`` does.
+    A store's ``profiles.parquet`` beside it is read when present; otherwise its per-image
+    features are averaged to (plate, well, time point) profiles by
+    :func:`phenolapse.embedding.load_profiles`, exactly as ``phenolapse embed`` does.
     """
     path = Path(path)
     label = name or _default_name(path)
@@ -111,27 +111,13 @@ def load_profile_set(path: str | Path, *, name: str | None = None) -> ProfileSet
             f"{path}: features file not found (expected a profiles .parquet or a features.zarr "
             f"folder written by 'phenolapse embed')"
         )
-    if path.suffix == ".zarr" or (path.is_dir() and (path / "metadata.parquet").exists()):
-        from phenolapse.embedding import make_profiles, read_features
-
-        beside = path.parent / "profiles.parquet" if path.suffix == ".zarr" else None
-        if beside is not None and beside.is_file():
-            df = pd.read_parquet(beside)
-        else:
-            meta, feats = read_features(path)
-            prefix = meta.attrs.get("feature_prefix") or "feature"
-            df = make_profiles(meta, feats, feature_prefix=str(prefix))
-    elif path.suffix in {".parquet", ".pq"}:
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:
-            raise FeatureTableError(f"{path}: cannot read as Parquet: {exc}") from exc
-    elif path.suffix == ".csv":
-        df = pd.read_csv(path)
+    beside = path.parent / PROFILES_NAME if path.suffix == ".zarr" else None
+    if beside is not None and beside.is_file():
+        df = read_profiles(beside)
     else:
-        raise FeatureTableError(
-            f"{path}: unknown features format; give a profiles .parquet/.csv or a features.zarr"
-        )
+        from phenolapse.embedding.profiles import load_profiles
+
+        df = load_profiles(path)
     return split_profiles(df, name=label, source=path)
 
 

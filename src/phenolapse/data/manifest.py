@@ -20,31 +20,37 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from phenolapse.artefacts import (
+    MANIFEST_COLUMNS,
+    read_manifest,
+    validate_manifest,
+    write_manifest,
+)
+from phenolapse.artefacts import listing as _listing
 from phenolapse.data.imageio import IMAGE_SUFFIXES, ImageHeader, read_header, read_raw
 from phenolapse.data.names import ParsedName, compile_pattern, parse_name
-from phenolapse.data.platemap import ROLES, case_conflicts, read_platemap, validate_platemap
+from phenolapse.data.platemap import case_conflicts, read_platemap, validate_platemap
 from phenolapse.errors import ImageReadError, ManifestError, ParseError, PlateMapError
-from phenolapse.io_utils import write_parquet
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = [
-    "image_path",
-    "cell_line",
-    "plate",
-    "well",
-    "row",
-    "column",
-    "field",
-    "tile",
-    "time_h",
-    "drug",
-    "concentration_um",
-    "role",
+__all__ = [
+    "DEFAULT_TIME_TOLERANCE_MIN",
+    "MANIFEST_COLUMNS",
+    "SORT_KEY",
+    "build_manifest",
+    "find_images",
+    "iter_groups",
+    "read_manifest",
+    "scan_cycles",
+    "skipped_table",
+    "summarize_manifest",
+    "validate_manifest",
+    "write_manifest",
 ]
+
 SORT_KEY = ["plate", "well", "field", "tile", "time_h"]
 _MAX_LISTED = 20
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 DEFAULT_TIME_TOLERANCE_MIN = 30.0
 """Largest gap (minutes) between images of one scan cycle, unless half the scan interval is less."""
 
@@ -67,12 +73,6 @@ def find_images(images_dir: str | Path) -> list[Path]:
             f"{root}: no image files found (looked for {suffixes} in all sub-folders)"
         )
     return files
-
-
-def _listing(items: list[str]) -> str:
-    shown = items[:_MAX_LISTED]
-    more = f"\n  ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
-    return "\n  " + "\n  ".join(shown) + more
 
 
 def _parse_time_zero(value: object, *, where: str) -> float | dt.datetime | None:
@@ -561,53 +561,6 @@ def skipped_table(manifest: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         manifest.attrs.get("skipped") or {"path": [], "reason": []}, columns=["path", "reason"]
     )
-
-
-def validate_manifest(df: pd.DataFrame, *, source: str = "manifest") -> pd.DataFrame:
-    """Check a manifest's columns and values; returns it unchanged or raises ManifestError."""
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise ManifestError(f"{source}: missing column(s) {missing}")
-    if df.empty:
-        raise ManifestError(f"{source}: the manifest has no rows")
-    if df["image_path"].duplicated().any():
-        dup = df.loc[df["image_path"].duplicated(), "image_path"].tolist()
-        raise ManifestError(f"{source}: image listed more than once:" + _listing(dup))
-    bad_roles = sorted(set(df["role"].astype(str)) - set(ROLES))
-    if bad_roles:
-        raise ManifestError(f"{source}: unknown role(s) {bad_roles}; use one of {list(ROLES)}")
-    no_time = df["time_h"].isna() & (df["row"].astype(str) != "")  # row "": name not understood
-    if no_time.any():
-        i = int(np.flatnonzero(no_time.to_numpy())[0])
-        raise ManifestError(f"{source}, row {i}: time_h is missing ({df['image_path'].iat[i]})")
-    return df
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read and validate a manifest Parquet file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:
-        raise ManifestError(f"{path}: cannot read as Parquet ({exc})") from exc
-    return validate_manifest(df, source=str(path))
-
-
-def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
-    """Validate ``df`` and write it atomically as Parquet (the file name must say so)."""
-    path = Path(path)
-    if path.suffix.lower() not in _PARQUET_SUFFIXES:
-        raise ManifestError(
-            f"{path}: the manifest is a Parquet file, so its name must end in .parquet "
-            f"(e.g. {path.with_suffix('.parquet')}); nothing was written. For a spreadsheet "
-            "copy: pandas.read_parquet('manifest.parquet').to_csv('manifest.csv', index=False)"
-        )
-    validate_manifest(df)
-    out = df.copy()
-    out.attrs = {}
-    return write_parquet(out, path, kind="manifest")
 
 
 def summarize_manifest(df: pd.DataFrame) -> pd.DataFrame:

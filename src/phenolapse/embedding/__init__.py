@@ -4,7 +4,9 @@
   ``out/features.zarr``, ``out/profiles.parquet`` and ``out/profiles_normalized.parquet``;
   resumable.
 - :func:`embed_distributed`: the same on a Dask cluster (one worker per GPU).
-- :func:`read_features`, :func:`read_profiles`, :func:`make_profiles`: read and aggregate.
+- :func:`read_features`, :func:`read_profiles`, :func:`make_profiles`: read and aggregate (the
+  readers and writers of every artefact live in :mod:`phenolapse.artefacts`);
+  :func:`load_profiles`: profiles from either a table or a store.
 - :func:`normalize_profiles`: robust z-scores (and optional sphering) against each plate's
   controls.
 
@@ -17,21 +19,22 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from phenolapse.artefacts import read_features, read_profiles, write_profiles
     from phenolapse.embedding.config import EmbedConfig
     from phenolapse.embedding.distributed import embed_distributed
     from phenolapse.embedding.extract import embed_manifest
     from phenolapse.embedding.normalize import NormalizationConfig, normalize_profiles
-    from phenolapse.embedding.profiles import make_profiles, read_profiles, write_profiles
-    from phenolapse.embedding.store import read_features
+    from phenolapse.embedding.profiles import load_profiles, make_profiles
 
 _EXPORTS = {
     "EmbedConfig": "phenolapse.embedding.config",
     "embed_distributed": "phenolapse.embedding.distributed",
     "embed_manifest": "phenolapse.embedding.extract",
+    "load_profiles": "phenolapse.embedding.profiles",
     "make_profiles": "phenolapse.embedding.profiles",
-    "read_profiles": "phenolapse.embedding.profiles",
-    "write_profiles": "phenolapse.embedding.profiles",
-    "read_features": "phenolapse.embedding.store",
+    "read_profiles": "phenolapse.artefacts",
+    "write_profiles": "phenolapse.artefacts",
+    "read_features": "phenolapse.artefacts",
     "NormalizationConfig": "phenolapse.embedding.normalize",
     "normalize_profiles": "phenolapse.embedding.normalize",
 }
@@ -41,6 +44,7 @@ __all__ = [
     "NormalizationConfig",
     "embed_distributed",
     "embed_manifest",
+    "load_profiles",
     "make_profiles",
     "normalize_profiles",
     "read_features",

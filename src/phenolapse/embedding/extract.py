@@ -29,17 +29,23 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from phenolapse.data.imageio import load_for_model, plate_intensity_ranges
-from phenolapse.embedding.config import EmbedConfig
-from phenolapse.embedding.normalize import NORMALIZED_NAME, NormalizationConfig, normalize_profiles
-from phenolapse.embedding.profiles import profiles_from_store, read_profiles
-from phenolapse.embedding.store import (
+from phenolapse.artefacts import (
+    NORMALIZED_NAME,
+    PROFILES_NAME,
     SKIPPED_NAME,
     FeatureStore,
     create_store,
-    output_lock,
+    read_manifest,
+    read_profiles,
     resolve_store,
+    validate_manifest,
+    write_profiles,
 )
+from phenolapse.data.imageio import load_for_model, plate_intensity_ranges
+from phenolapse.embedding.config import EmbedConfig
+from phenolapse.embedding.normalize import NormalizationConfig, normalize_profiles
+from phenolapse.embedding.profiles import profiles_from_store
+from phenolapse.embedding.store import output_lock
 from phenolapse.errors import (
     ConfigError,
     FeatureTableError,
@@ -47,12 +53,9 @@ from phenolapse.errors import (
     ManifestError,
     PhenolapseError,
 )
-from phenolapse.io_utils import write_parquet
 from phenolapse.models.base import ConvAEExtractor, Extractor
 
 log = logging.getLogger(__name__)
-
-PROFILES_NAME = "profiles.parquet"
 
 
 class StoreMismatchError(FeatureTableError):
@@ -67,7 +70,7 @@ def resolve_manifest(
     manifest: pd.DataFrame | str | Path, *, platemap: Path | None = None
 ) -> pd.DataFrame:
     """A validated manifest from a table, a manifest Parquet file or a folder of images."""
-    from phenolapse.data.manifest import build_manifest, read_manifest, validate_manifest
+    from phenolapse.data.manifest import build_manifest
 
     if isinstance(manifest, pd.DataFrame):
         df = validate_manifest(manifest)
@@ -484,13 +487,7 @@ def _refresh_metadata(store: FeatureStore, manifest: pd.DataFrame) -> None:
     A corrected plate map changes drug, concentration, role or time of images already encoded;
     their features stay valid, their metadata must not.
     """
-    from phenolapse.embedding.store import METADATA_NAME
-    from phenolapse.io_utils import write_parquet
-
-    meta = manifest.reset_index(drop=True).copy()
-    meta.attrs = {}
-    if not meta.equals(store.metadata()):
-        write_parquet(meta, store.path / METADATA_NAME, kind="features_metadata")
+    if store.write_metadata(manifest):
         log.info("%s: metadata updated from the current manifest", store.path)
 
 
@@ -535,7 +532,7 @@ def write_normalized_profiles(profiles_path: Path, config: NormalizationConfig) 
             len(result.dropped),
             ", ".join(result.dropped["feature"].head(3)),
         )
-    return write_parquet(
+    return write_profiles(
         result.profiles,
         target,
         kind="profiles_normalized",

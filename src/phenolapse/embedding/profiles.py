@@ -8,7 +8,6 @@ rows: unreadable files) are left out and counted in no ``Metadata_n_images``.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -19,12 +18,31 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from phenolapse.artefacts import (
+    PROFILE_GROUP_KEYS,
+    FeatureStore,
+    is_store,
+    read_features,
+    read_profiles,
+    table_metadata,
+    write_profiles,
+)
 from phenolapse.errors import FeatureTableError
-from phenolapse.io_utils import FORMAT_VERSION, atomic_path, write_parquet
+from phenolapse.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
 
-GROUP_KEYS = ["plate", "well", "time_h"]
+__all__ = [
+    "extra_metadata_columns",
+    "feature_columns",
+    "load_profiles",
+    "make_profiles",
+    "profiles_from_store",
+    "read_profiles",
+    "write_profiles",
+]
+
+GROUP_KEYS = PROFILE_GROUP_KEYS
 PROFILE_METADATA = [
     "cell_line",
     "plate",
@@ -158,29 +176,25 @@ def _check_constant(meta: pd.DataFrame, columns: list[str]) -> None:
             )
 
 
-def write_profiles(
-    profiles: pd.DataFrame, path: str | Path, *, extractor: str | None = None
-) -> Path:
-    """Write a profile table atomically as Parquet (with ``format_version`` metadata)."""
-    return write_parquet(profiles, path, kind="profiles", extractor=extractor)
+def load_profiles(path: str | Path) -> pd.DataFrame:
+    """Profiles from a profile table or a ``features.zarr`` store, for the analysis stages.
 
-
-def read_profiles(path: str | Path) -> pd.DataFrame:
-    """Read a profile table and check it has the ``Metadata_*`` key columns and features."""
+    A table is read with :func:`~phenolapse.artefacts.read_profiles`; a store (or the folder
+    that holds it) is read with :func:`~phenolapse.artefacts.read_features` and averaged per
+    (plate, well, time point) by :func:`make_profiles`, the feature columns named after the
+    store's ``feature_prefix``.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FeatureTableError(f"{path}: profile table not found")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:
-        raise FeatureTableError(f"{path}: cannot read as Parquet ({exc})") from exc
-    need = [f"Metadata_{c}" for c in GROUP_KEYS]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise FeatureTableError(f"{path}: not a profile table, missing column(s) {missing}")
-    if not any(not str(c).startswith("Metadata_") for c in df.columns):
-        raise FeatureTableError(f"{path}: profile table has no feature columns")
-    return df
+    if not path.exists():
+        raise FeatureTableError(
+            f"{path}: features not found (give profiles.parquet or a features.zarr folder "
+            "written by 'phenolapse embed')"
+        )
+    if not is_store(path):
+        return read_profiles(path)
+    meta, feats = read_features(path)
+    prefix = meta.attrs.get("feature_prefix") or "feature"
+    return make_profiles(meta, feats, feature_prefix=str(prefix))
 
 
 def profiles_from_store(
@@ -197,8 +211,6 @@ def profiles_from_store(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from phenolapse.embedding.store import FeatureStore
-
     store = FeatureStore(store_path)
     meta = store.metadata()
     prefix = str(store.attrs.get("feature_prefix", "feature"))
@@ -206,11 +218,7 @@ def profiles_from_store(
     out = Path(out)
     plates = pd.unique(meta["plate"])
     schema: pa.Schema | None = None
-    info = {
-        "format_version": FORMAT_VERSION,
-        "kind": "profiles",
-        "extractor": store.attrs.get("extractor", {}).get("name"),
-    }
+    info = table_metadata(kind="profiles", extractor=store.attrs.get("extractor", {}).get("name"))
     with atomic_path(out) as tmp:
         writer: pq.ParquetWriter | None = None
         try:
@@ -230,7 +238,7 @@ def profiles_from_store(
                     continue
                 table = pa.Table.from_pandas(prof, preserve_index=False)
                 if schema is None:
-                    schema = table.schema.with_metadata({b"phenolapse": json.dumps(info).encode()})
+                    schema = table.schema.with_metadata(info)
                     writer = pq.ParquetWriter(tmp, schema)
                 table = table.replace_schema_metadata(schema.metadata).cast(schema)
                 assert writer is not None

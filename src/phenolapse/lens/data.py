@@ -8,20 +8,24 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from phenolapse.artefacts import require_columns
 from phenolapse.data.imageio import PreprocessConfig, load_for_model, plate_intensity_ranges
 from phenolapse.errors import ManifestError, PhenolapseError
+from phenolapse.vocabulary import CONTROL_ROLES, OBSERVATION_KEYS, TREATMENT, UNKNOWN
 
-CONTROL_ROLES = ("negative_control", "positive_control", "untreated")
-REQUIRED_COLUMNS = (
-    "image_path",
-    "cell_line",
-    "plate",
-    "well",
-    "time_h",
-    "drug",
-    "concentration_um",
-    "role",
-)
+__all__ = [
+    "CONTROL_ROLES",
+    "REQUIRED_COLUMNS",
+    "LensDataError",
+    "check_split",
+    "load_images",
+    "select_classification_images",
+    "signature_mask_path",
+    "split_by_well",
+    "well_groups",
+]
+
+REQUIRED_COLUMNS = ("image_path", *OBSERVATION_KEYS)
 
 
 class LensDataError(PhenolapseError):
@@ -29,12 +33,13 @@ class LensDataError(PhenolapseError):
 
 
 def _check_columns(manifest: pd.DataFrame) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise ManifestError(
-            f"manifest lacks columns {missing}; build it with a plate map "
-            f"(phenolapse ingest --platemap)"
-        )
+    require_columns(
+        manifest,
+        REQUIRED_COLUMNS,
+        message="manifest lacks columns {missing}; build it with a plate map "
+        "(phenolapse ingest --platemap)",
+        error=ManifestError,
+    )
     if manifest.empty:
         raise ManifestError("manifest is empty: no images to classify")
 
@@ -56,14 +61,14 @@ def select_classification_images(
     df = manifest.copy()
     drug = df["drug"].astype("string")
     missing = drug.isna() | (drug.str.strip() == "")
-    unlabeled = missing & df["role"].isin(["treatment", "unknown"])
-    if unlabeled.any() or (df["role"] == "unknown").any():
-        bad = df.loc[unlabeled | (df["role"] == "unknown"), "image_path"].astype(str).tolist()
+    unlabeled = missing & df["role"].isin([TREATMENT, UNKNOWN])
+    if unlabeled.any() or (df["role"] == UNKNOWN).any():
+        bad = df.loc[unlabeled | (df["role"] == UNKNOWN), "image_path"].astype(str).tolist()
         raise LensDataError(
             f"{len(bad)} images have no drug label (e.g. {bad[:3]}); join a plate map that covers "
             f"every well before classifying"
         )
-    is_treat = df["role"] == "treatment"
+    is_treat = df["role"] == TREATMENT
     is_ctrl = df["role"].isin(CONTROL_ROLES)
     label = drug.fillna("").str.strip()
     label = label.where(label != "", df["role"].astype(str))

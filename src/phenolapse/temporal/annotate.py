@@ -93,13 +93,14 @@ import pandas as pd
 import yaml
 
 from phenolapse.errors import ConfigError
-from phenolapse.temporal.config import EFFECTS, AnnotationConfig
+from phenolapse.temporal.config import AnnotationConfig
+from phenolapse.vocabulary import CYTOSTATIC, CYTOTOXIC, EFFECTS, MIXED, NO_EFFECT
 
 SHAPE_EFFECT = {
-    "rise_stay": "cytotoxic",
-    "rise_fall": "cytostatic",
-    "low": "no_effect",
-    "intermediate": "mixed",
+    "rise_stay": CYTOTOXIC,
+    "rise_fall": CYTOSTATIC,
+    "low": NO_EFFECT,
+    "intermediate": MIXED,
 }
 
 
@@ -190,20 +191,20 @@ def growth_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[
     gr_end, gr_late = _value(row, "gr_end"), _value(row, "gr_late")
     fall_ratio, end_ratio = _value(row, "fall_ratio"), _value(row, "end_ratio")
     if np.isfinite(end_ratio) and end_ratio < cfg.full_kill_fraction:
-        return "cytotoxic", "1:died"
+        return CYTOTOXIC, "1:died"
     if (np.isfinite(fall_ratio) and fall_ratio < cfg.fall_fraction) or (
         np.isfinite(gr_end) and gr_end < cfg.gr_cytotoxic
     ):
-        return "mixed", "2:partial_death"
+        return MIXED, "2:partial_death"
     if not np.isfinite(gr_end):
-        return "no_effect", "undefined"
+        return NO_EFFECT, "undefined"
     if gr_end >= cfg.gr_no_effect:
-        return "no_effect", "3:like_control"
+        return NO_EFFECT, "3:like_control"
     if gr_end >= cfg.gr_borderline:
-        return "mixed", "4:borderline"
+        return MIXED, "4:borderline"
     if np.isfinite(gr_late) and gr_late <= cfg.gr_stasis:
-        return "cytostatic", "5:stopped"
-    return "mixed", "6:slowed"
+        return CYTOSTATIC, "5:stopped"
+    return MIXED, "6:slowed"
 
 
 def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tuple[str, str]:
@@ -217,16 +218,16 @@ def trajectory_effect(row: Any, *, config: AnnotationConfig | None = None) -> tu
         return "", "undefined"
     fall = fall if np.isfinite(fall) else 0.0
     if end < cfg.progress_lost or (fall >= cfg.progress_collapse and end <= cfg.progress_stalled):
-        return "cytotoxic", "T1:lost"
+        return CYTOTOXIC, "T1:lost"
     if fall >= cfg.progress_fall:
-        return "mixed", "T2:advanced_then_lost"
+        return MIXED, "T2:advanced_then_lost"
     if end > cfg.progress_beyond:
-        return "mixed", "T3:beyond_control"
+        return MIXED, "T3:beyond_control"
     if end >= cfg.progress_like_control:
-        return "no_effect", "T4:shape_only"
+        return NO_EFFECT, "T4:shape_only"
     if end <= cfg.progress_stalled:
-        return "cytostatic", "T5:stalled"
-    return "mixed", "T6:slowed"
+        return CYTOSTATIC, "T5:stalled"
+    return MIXED, "T6:slowed"
 
 
 def annotate(
@@ -296,7 +297,7 @@ def annotate(
         else:
             path_effect = out["cluster_effect"].to_numpy()
             rule = np.full(len(out), "cluster_shape", dtype=object)
-        out["feature_effect"] = np.where(above, path_effect, "no_effect")
+        out["feature_effect"] = np.where(above, path_effect, NO_EFFECT)
         out["feature_rule"] = np.where(above, rule, "F0:inside_control_band")
         shows = above
     else:
@@ -322,14 +323,14 @@ def annotate(
         if no_growth or user_mapped:
             effects.append(f)
         elif use_features and r.growth_rule == "5:stopped" and advancing:
-            effects.append("mixed")
+            effects.append(MIXED)
         elif not use_features or r.growth_rule != "4:borderline":
             effects.append(g)
         else:
             lagging = progress < cfg.progress_like_control
-            effects.append("mixed" if shows[i] or lagging else "no_effect")
+            effects.append(MIXED if shows[i] or lagging else NO_EFFECT)
     out["effect"] = effects
-    out["morphology_change"] = shows & (out["effect"] == "no_effect").to_numpy()
+    out["morphology_change"] = shows & (out["effect"] == NO_EFFECT).to_numpy()
     out["feature_support"] = shows if use_features else np.nan
     return out
 
@@ -346,7 +347,7 @@ def consensus(annotations: pd.DataFrame, *, effect: str = "effect") -> pd.DataFr
     ):
         counts = Counter(grp[effect].astype(str))
         top = counts.most_common()
-        best = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else "mixed"
+        best = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else MIXED
         rows.append(
             {
                 "drug": drug,

@@ -31,27 +31,31 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from phenolapse.artefacts import require_columns
 from phenolapse.errors import FeatureTableError
 from phenolapse.temporal.config import DistanceConfig
+from phenolapse.vocabulary import (
+    CONDITION_KEYS,
+    DISTANCE_ROLES,
+    NEGATIVE_CONTROL,
+    PROFILE_KEYS,
+    strip_prefix,
+)
+
+__all__ = [
+    "CONDITION_KEYS",
+    "DISTANCE_ROLES",
+    "METRICS",
+    "REQUIRED_METADATA",
+    "check_profiles",
+    "distance_to_control",
+    "feature_columns",
+    "onset_times",
+]
 
 METRICS = ("euclidean", "cosine", "correlation", "braycurtis")
-REQUIRED_METADATA = (
-    "Metadata_cell_line",
-    "Metadata_plate",
-    "Metadata_well",
-    "Metadata_time_h",
-    "Metadata_drug",
-    "Metadata_concentration_um",
-    "Metadata_role",
-)
-CONDITION_KEYS = [
-    "Metadata_cell_line",
-    "Metadata_plate",
-    "Metadata_drug",
-    "Metadata_concentration_um",
-    "Metadata_role",
-]
-DISTANCE_ROLES = ("treatment", "untreated", "positive_control")
+REQUIRED_METADATA = tuple(PROFILE_KEYS)
+"""Metadata every profile table must carry (see docs/formats.md)."""
 
 
 def feature_columns(profiles: pd.DataFrame) -> list[str]:
@@ -68,12 +72,12 @@ def check_profiles(profiles: pd.DataFrame, *, source: str = "profiles") -> list[
         Missing ``Metadata_*`` columns, no or non-numeric feature columns, NaN or infinite
         features (naming the first offending wells), or duplicated (plate, well, time) rows.
     """
-    missing = [c for c in REQUIRED_METADATA if c not in profiles.columns]
-    if missing:
-        raise FeatureTableError(
-            f"{source}: missing metadata column(s) {missing}; a profiles table needs "
-            f"{list(REQUIRED_METADATA)} (see docs/formats.md)"
-        )
+    require_columns(
+        profiles,
+        REQUIRED_METADATA,
+        message=f"{source}: missing metadata column(s) {{missing}}; a profiles table needs "
+        f"{list(REQUIRED_METADATA)} (see docs/formats.md)",
+    )
     if profiles.empty:
         raise FeatureTableError(f"{source}: the profiles table is empty")
     feats = feature_columns(profiles)
@@ -171,7 +175,7 @@ def control_trajectory(
     """
     feats = feature_cols if feature_cols is not None else feature_columns(profiles)
     ctrl = profiles[
-        (profiles["Metadata_plate"] == plate) & (profiles["Metadata_role"] == "negative_control")
+        (profiles["Metadata_plate"] == plate) & (profiles["Metadata_role"] == NEGATIVE_CONTROL)
     ]
     if ctrl.empty:
         raise FeatureTableError(
@@ -276,7 +280,7 @@ def distance_to_control(
     for plate in tqdm(plates, desc="distance to control", unit="plate", disable=not progress):
         on_plate = prof[prof["Metadata_plate"] == plate]
         c_times, c_vecs = control_trajectory(on_plate, plate=plate, feature_cols=feats)
-        ctrl = on_plate[on_plate["Metadata_role"] == "negative_control"]
+        ctrl = on_plate[on_plate["Metadata_role"] == NEGATIVE_CONTROL]
         _, ctrl_cube = _well_cube(ctrl, feats, c_times)
         null_cache: dict[int, np.ndarray] = {}
         treated = on_plate[on_plate["Metadata_role"].isin(DISTANCE_ROLES)]
@@ -420,7 +424,7 @@ def onset_times(
         rows.append(
             {
                 **{
-                    k.removeprefix("Metadata_"): v for k, v in zip(CONDITION_KEYS, key, strict=True)
+                    k: v for k, v in zip(strip_prefix(CONDITION_KEYS), key, strict=True)
                 },
                 "onset_h": onset,
             }

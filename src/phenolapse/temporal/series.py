@@ -21,20 +21,27 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from phenolapse.artefacts import read_table, require_columns
 from phenolapse.errors import ConfigError, FeatureTableError
 from phenolapse.temporal.config import SeriesConfig
+from phenolapse.vocabulary import SERIES_KEYS, metadata, strip_prefix
 
-SERIES_KEYS = [
-    "Metadata_cell_line",
-    "Metadata_plate",
-    "Metadata_drug",
-    "Metadata_concentration_um",
-    "Metadata_role",
+__all__ = [
+    "SERIES_KEYS",
+    "SeriesError",
+    "SeriesSet",
+    "make_series",
+    "minmax_scale",
+    "read_series",
+    "rolling_median",
 ]
+
+SERIES_NAME = "series.parquet"
 
 
 class SeriesError(FeatureTableError):
@@ -149,9 +156,12 @@ def make_series(
         The chosen length leaves fewer than 2 points after smoothing and trimming.
     """
     cfg = config or SeriesConfig()
-    missing = [c for c in [*SERIES_KEYS, "Metadata_time_h", value] if c not in distances.columns]
-    if missing:
-        raise SeriesError(f"distance table lacks column(s) {missing}")
+    require_columns(
+        distances,
+        [*SERIES_KEYS, "Metadata_time_h", value],
+        message="distance table lacks column(s) {missing}",
+        error=SeriesError,
+    )
     d = distances[distances["Metadata_time_h"] > cfg.min_time_h]
     if d.empty:
         raise SeriesError(f"no time points after {cfg.min_time_h:g} h in the distance table")
@@ -233,3 +243,14 @@ def make_series(
         key_df["max_relative_distance"] = np.nanmax(rel, axis=1)
         key_df["late_relative_distance"] = np.nanmean(rel[:, rel.shape[1] // 2 :], axis=1)
     return SeriesSet(keys=key_df, values=values, raw=raw, relative=rel, times=times)
+
+
+def read_series(path: str | Path) -> pd.DataFrame:
+    """Read ``series.parquet`` (the long table of :meth:`SeriesSet.to_frame`), version-checked.
+
+    Files written before the keys carried the ``Metadata_`` prefix (``cell_line`` ...
+    ``time_h``) are read with the prefix added, so every reader sees one set of names.
+    """
+    table = read_table(path)
+    old = [c for c in strip_prefix([*SERIES_KEYS, "Metadata_time_h"]) if c in table.columns]
+    return table.rename(columns=dict(zip(old, metadata(old), strict=True)))
