@@ -52,7 +52,7 @@ def lens_config(
             "preprocess": {"crop_size": 128, "image_size": 64, "mode": "tile"},
             "feature_mode": "pooled",
             "orientations": orientations,
-            "last_n_timepoints": 8,
+            "last_time_points": 8,
             "coefs": [1.0],
             "seeds": seeds,
             "lens_lr": 5e-5,
@@ -71,7 +71,7 @@ def plain_head_scores(manifest: pd.DataFrame, weights: Path, config: LensConfig)
     meta = select_classification_images(
         manifest,
         concentration=config.concentration,
-        last_n_timepoints=config.last_n_timepoints,
+        last_n_timepoints=config.last_time_points,
         include_controls=config.include_controls,
     )
     classes = sorted(meta["label"].unique().tolist())

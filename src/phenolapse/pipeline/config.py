@@ -29,23 +29,20 @@ from phenolapse.training.config import TrainConfig
 
 
 class SimulateSpec(BaseModel):
-    """A simulated screen as input.
-
-    Attributes
-    ----------
-    preset
-        ``tiny``, ``small`` or ``paper``.
-    seed
-        Simulator seed.
-    overrides
-        Simulator settings that replace the preset's (see ``phenolapse simulate --help``).
-    """
+    """A simulated screen as input."""
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["tiny", "small", "paper"] = "tiny"
-    seed: int = 0
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    preset: Literal["tiny", "small", "paper"] = Field(
+        default="tiny", description="``tiny``, ``small`` or ``paper``."
+    )
+    seed: int = Field(default=0, description="Simulator seed.")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Simulator settings that replace the preset's (see ``phenolapse simulate --help``)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_overrides(self) -> SimulateSpec:
@@ -70,43 +67,53 @@ class SimulateSpec(BaseModel):
 
 
 class ScreenConfig(BaseModel):
-    """Where the images come from.
-
-    Attributes
-    ----------
-    images_dir
-        Folder of images (searched recursively); give this or ``simulate``.
-    platemap
-        Plate-map CSV (plate, well, drug, concentration_um, role).
-    time_zero
-        Drug-addition time: hours of elapsed imaging time or an ISO date-time.
-    pattern
-        Regular expression with named groups for file names the built-in schemes miss.
-    skip_bad
-        Leave out unparseable or unreadable files (listed in ``manifest.skipped.csv``) instead of
-        stopping.
-    simulate
-        Simulate a screen instead of reading ``images_dir``.
-    growth_exports
-        Incucyte metric exports (or long growth tables) whose confluence the temporal stage
-        uses instead of measuring it on the images: one file per plate or metric, the plate
-        named by the export's ``Label:`` line, else by the file name; times are elapsed hours
-        minus ``time_zero``.
-    growth_platemap
-        Plate map of the exports' wells (CSV or Incucyte ``.PlateMap`` XML); default the
-        screen's plate map.
-    """
+    """Where the images come from."""
 
     model_config = ConfigDict(extra="forbid")
 
-    images_dir: Path | None = None
-    platemap: Path | None = None
-    time_zero: str | float | None = None
-    pattern: str | None = None
-    skip_bad: bool = False
-    simulate: SimulateSpec | None = None
-    growth_exports: list[Path] = Field(default_factory=list)
-    growth_platemap: Path | None = None
+    images_dir: Path | None = Field(
+        default=None,
+        description="Folder of images (searched recursively); give this or ``simulate``.",
+    )
+    platemap: Path | None = Field(
+        default=None, description="Plate-map CSV (plate, well, drug, concentration_um, role)."
+    )
+    time_zero: str | float | None = Field(
+        default=None,
+        description="Drug-addition time: hours of elapsed imaging time or an ISO date-time.",
+    )
+    pattern: str | None = Field(
+        default=None,
+        description=(
+            "Regular expression with named groups for file names the built-in schemes miss."
+        ),
+    )
+    skip_bad: bool = Field(
+        default=False,
+        description=(
+            "Leave out unparseable or unreadable files (listed in ``manifest.skipped.csv``) "
+            "instead of stopping."
+        ),
+    )
+    simulate: SimulateSpec | None = Field(
+        default=None, description="Simulate a screen instead of reading ``images_dir``."
+    )
+    growth_exports: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Incucyte metric exports (or long growth tables) whose confluence the temporal stage "
+            "uses instead of measuring it on the images: one file per plate or metric, the plate "
+            "named by the export's ``Label:`` line, else by the file name; times are elapsed hours"
+            " minus ``time_zero``."
+        ),
+    )
+    growth_platemap: Path | None = Field(
+        default=None,
+        description=(
+            "Plate map of the exports' wells (CSV or Incucyte ``.PlateMap`` XML); default the "
+            "screen's plate map."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ScreenConfig:
@@ -137,73 +144,83 @@ class ScreenConfig(BaseModel):
 
 
 class StagesConfig(BaseModel):
-    """Which optional stages run.
-
-    Attributes
-    ----------
-    train
-        Train the ConvAE on the screen (ignored when ``weights`` is given).
-    temporal
-        Distance to control, DTW clustering, effect annotation.
-    lens
-        Drug classification and the lens.
-    compare
-        Feature extractors side by side.
-    report
-        The HTML report.
-    """
+    """Which optional stages run."""
 
     model_config = ConfigDict(extra="forbid")
 
-    train: bool = True
-    temporal: bool = True
-    lens: bool = True
-    compare: bool = True
-    report: bool = True
+    train: bool = Field(
+        default=True,
+        description="Train the ConvAE on the screen (ignored when ``weights`` is given).",
+    )
+    temporal: bool = Field(
+        default=True, description="Distance to control, DTW clustering, effect annotation."
+    )
+    lens: bool = Field(default=True, description="Drug classification and the lens.")
+    compare: bool = Field(default=True, description="Feature extractors side by side.")
+    report: bool = Field(default=True, description="The HTML report.")
 
 
 class PipelineConfig(BaseModel):
-    """Every option of a run.
-
-    Attributes
-    ----------
-    output_dir
-        Folder of every output; ``report.html`` lands at its top.
-    title
-        Title of the report.
-    screen
-        Input images and plate map.
-    preprocess
-        Image preprocessing shared by training, embedding and the lens (overrides theirs).
-    weights
-        Use these ConvAE weights (e.g. the published ones) instead of training.
-    stages
-        Optional stages on or off.
-    train
-        Self-supervised training (``phenolapse train``).
-    embed
-        Feature extraction (``phenolapse embed``).
-    temporal
-        Temporal analysis (``phenolapse temporal``).
-    lens
-        Lens and drug classification (``phenolapse lens``).
-    compare
-        Extractor comparison (``phenolapse compare``).
-    """
+    """Every option of a run."""
 
     model_config = ConfigDict(extra="forbid")
 
-    output_dir: Path = Path("phenolapse_out")
-    title: str = "phenolapse report"
-    screen: ScreenConfig = Field(default_factory=lambda: ScreenConfig(simulate=SimulateSpec()))
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
-    weights: Path | None = None
-    stages: StagesConfig = Field(default_factory=StagesConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    embed: EmbedConfig = Field(default_factory=EmbedConfig)
-    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
-    lens: LensConfig = Field(default_factory=LensConfig)
-    compare: CompareConfig = Field(default_factory=CompareConfig)
+    output_dir: Path = Field(
+        default=Path("phenolapse_out"),
+        description="Folder of every output; ``report.html`` lands at its top.",
+    )
+    title: str = Field(default="phenolapse report", description="Title of the report.")
+    screen: ScreenConfig = Field(
+        default_factory=lambda: ScreenConfig(simulate=SimulateSpec()),
+        description="Input images and plate map.",
+    )
+    preprocess: PreprocessConfig = Field(
+        default_factory=PreprocessConfig,
+        description=(
+            "Image preprocessing of every stage that reads images (training, embedding, the lens"
+            " and the comparison). A stage may set keys of its own ``preprocess`` (e.g."
+            " ``lens: {preprocess: {mode: tile}}``): those win over these, the rest come from here."
+        ),
+    )
+    weights: Path | None = Field(
+        default=None,
+        description="Use these ConvAE weights (e.g. the published ones) instead of training.",
+    )
+    stages: StagesConfig = Field(
+        default_factory=StagesConfig, description="Optional stages on or off."
+    )
+    train: TrainConfig = Field(
+        default_factory=TrainConfig, description="Self-supervised training (``phenolapse train``)."
+    )
+    embed: EmbedConfig = Field(
+        default_factory=EmbedConfig, description="Feature extraction (``phenolapse embed``)."
+    )
+    temporal: TemporalConfig = Field(
+        default_factory=TemporalConfig, description="Temporal analysis (``phenolapse temporal``)."
+    )
+    lens: LensConfig = Field(
+        default_factory=LensConfig,
+        description="Lens and drug classification (``phenolapse lens``).",
+    )
+    compare: CompareConfig = Field(
+        default_factory=CompareConfig, description="Extractor comparison (``phenolapse compare``)."
+    )
+
+    def stage_config(self, section: str) -> Any:
+        """The configuration of stage ``section`` as the run uses it.
+
+        The run's ``preprocess`` is the default of every stage that reads images; the keys a
+        stage sets in its own ``preprocess`` win over it.
+        """
+        stage = getattr(self, section)
+        if "preprocess" not in type(stage).model_fields:
+            return stage
+        own = stage.preprocess if "preprocess" in stage.model_fields_set else None
+        if own is None or not own.model_fields_set:
+            return stage.model_copy(update={"preprocess": self.preprocess})
+        explicit = own.model_dump(include=own.model_fields_set)
+        merged = PreprocessConfig.model_validate(self.preprocess.model_dump() | explicit)
+        return stage.model_copy(update={"preprocess": merged})
 
     def check_paths(self) -> None:
         """Raise ConfigError naming the key of any input path that does not exist."""
@@ -227,6 +244,8 @@ class PipelineConfig(BaseModel):
                     f"screen.growth_exports[{i}]: {p} is not a file (give the export files)"
                 )
 
+
+_STAGES = (TrainConfig, EmbedConfig, LensConfig, CompareConfig)
 
 _PATH_KEYS = (
     ("output_dir",),
@@ -288,7 +307,19 @@ def load_pipeline_config(path: str | Path, **overrides: Any) -> PipelineConfig:
 
 
 def field_docs(model: type[BaseModel]) -> dict[str, str]:
-    """Descriptions of a model's fields from the numpydoc ``Attributes`` section of its docstring."""
+    """The description of each field of ``model``: its ``Field(description=...)``.
+
+    A field without one falls back to its entry in the numpydoc ``Attributes`` section of the
+    model's docstring.
+    """
+    out = _numpydoc_attributes(model)
+    for name, info in model.model_fields.items():
+        if info.description:
+            out[name] = info.description
+    return out
+
+
+def _numpydoc_attributes(model: type[BaseModel]) -> dict[str, str]:
     doc = inspect.getdoc(model) or ""
     m = re.search(r"^Attributes\n-+\n(.*?)(?:\n\n[A-Z][a-z]+\n-+\n|\Z)", doc, re.S | re.M)
     if not m:
@@ -328,12 +359,8 @@ def commented_yaml(model: BaseModel, indent: int = 0) -> list[str]:
     pad = " " * indent
     hints = typing.get_type_hints(type(model))
     for name in type(model).model_fields:
-        if (
-            indent > 0
-            and name == "preprocess"
-            and isinstance(model, (TrainConfig, EmbedConfig, LensConfig, CompareConfig))
-        ):
-            continue  # set once, at the top level
+        if indent > 0 and name == "preprocess" and isinstance(model, _STAGES):
+            continue  # set once, at the top level (a stage may still set its own keys)
         value = getattr(model, name)
         desc = docs.get(name, "")
         if desc:
