@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from phenolapse.comparison import CompareConfig, compare_profiles, run_comparison, split_profiles
 from phenolapse.comparison.extractors import build_extractor
 from phenolapse.errors import CheckpointError
+from phenolapse.report.comparison_figures import write_comparison_figures
 
 FAST = {"embedding": "pca", "null_size": 100, "progress": False, "min_cluster_sizes": [3, 5]}
 
@@ -65,6 +66,7 @@ def test_run_writes_tables_and_figures(
         out=out, features={"a": tmp_path / "a.parquet", "b": tmp_path / "b.parquet"},
         config=CompareConfig(**FAST),
     )
+    write_comparison_figures(res.table, res.details, out)
     table = pd.read_csv(out / "comparison.csv")
     assert list(table.columns) == ["extractor", "task", "metric", "value"]
     pd.testing.assert_frame_equal(table, res.table, check_dtype=False)
@@ -145,6 +147,7 @@ def test_extractors_on_a_screen_with_pretrained_file(
     for e in metrics:
         assert _value(t, e, "seconds_per_1000_images") > 0
         assert not math.isnan(_value(t, e, "drug_vs_control_roc_auc"))
+    write_comparison_figures(res.table, res.details, tmp_path / "out")
     assert (tmp_path / "out" / "fig_cost.png").exists()
 
 

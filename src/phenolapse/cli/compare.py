@@ -100,6 +100,11 @@ def register(app: typer.Typer) -> None:
                 manifest=manifest,
                 config=cfg,
             )
+            if cfg.figures:
+                from phenolapse.report.comparison_figures import write_comparison_figures
+
+                drawn = write_comparison_figures(result.table, result.details, out)
+                result.paths.update({f"figure_{task}": p for task, p in drawn.items()})
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:

@@ -3,7 +3,8 @@
 :func:`compare_profiles` scores already-computed profile sets; :func:`run_comparison` is the
 driver behind ``phenolapse compare`` and the demo: it takes feature files and/or extractors (run
 on a manifest), writes ``comparison.csv`` (long table ``extractor, task, metric, value``), its
-Markdown rendering, per-group details and one figure per task.
+Markdown rendering and per-group details. One figure per task is drawn from the result by
+:mod:`phenolapse.report.comparison_figures` (``phenolapse compare`` and the pipeline do so).
 """
 
 from __future__ import annotations
@@ -293,14 +294,17 @@ def run_comparison(
     manifest: pd.DataFrame | str | Path | None = None,
     config: CompareConfig | None = None,
 ) -> ComparisonResult:
-    """Compare extractors on the same wells and write the tables and figures to ``out``.
+    """Compare extractors on the same wells and write the tables to ``out``.
+
+    The figures (``fig_<task>.png``) are drawn from the result by
+    :func:`phenolapse.report.comparison_figures.write_comparison_figures`.
 
     Parameters
     ----------
     out
         Output folder: ``comparison.csv``, ``comparison.md``, ``retrieval_details.csv``,
-        ``clustering_details.csv``, ``alignment.json``, ``fig_<task>.png``; extractors run here
-        write their features under ``out/features/<name>/``.
+        ``clustering_details.csv``, ``alignment.json``; extractors run here write their
+        features under ``out/features/<name>/``.
     features
         Precomputed profiles: paths (profiles Parquet or ``features.zarr``; named after the file
         or its folder), ``(name, path)`` pairs, a ``{name: path}`` mapping, DataFrames or
@@ -351,10 +355,5 @@ def run_comparison(
         )
         fh.write(to_markdown(result.table))
     paths["markdown"] = out / "comparison.md"
-    if config.figures:
-        from phenolapse.report.comparison_figures import write_comparison_figures
-
-        for task, path in write_comparison_figures(result.table, result.details, out).items():
-            paths[f"figure_{task}"] = path
     result.paths = paths
     return result

@@ -19,10 +19,11 @@ import pandas as pd
 
 from phenolapse.errors import FeatureTableError
 from phenolapse.io_utils import write_csv
+from phenolapse.report.growth_figures import POTENCY_DIR, draw_potency_figures
 from phenolapse.temporal.growth_course import gr_metrics_over_time, prepare, time_course_gr
 
 log = logging.getLogger("phenolapse.pipeline")
-POTENCY_DIR = "potency"
+__all__ = ["MAX_TIME_POINTS", "POTENCY_DIR", "potency_over_time", "write_potency"]
 MAX_TIME_POINTS = 12
 
 
@@ -92,8 +93,6 @@ def write_potency(growth: pd.DataFrame, out_dir: Path, *, figures: bool = True) 
         return {}
     files = {"gr_metrics": write_csv(metrics, Path(out_dir) / "gr_metrics.csv")}
     if figures:
-        from phenolapse.report.growth_figures import draw_potency_figures
-
         for i, path in enumerate(draw_potency_figures(metrics, Path(out_dir) / POTENCY_DIR)):
             files[f"potency_{i}"] = path
     return files

@@ -300,6 +300,7 @@ def _compare_fp(ctx: StageContext) -> Any:
 def _compare_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.comparison.extractors import offline_extractor_specs
     from phenolapse.comparison.run import run_comparison
+    from phenolapse.report.comparison_figures import write_comparison_figures
 
     cfg = _cfg(ctx)
     specs = offline_extractor_specs(
@@ -313,11 +314,13 @@ def _compare_run(ctx: StageContext) -> dict[str, str]:
     manifest = _manifest(ctx)
     config = _stage_config(ctx, "compare")
     try:
-        run_comparison(out=out, extractors=specs, manifest=manifest, config=config)
+        result = run_comparison(out=out, extractors=specs, manifest=manifest, config=config)
     except StoreMismatchError as exc:
         log.warning("%s; computing the features again", str(exc).split("; write to")[0])
         ctx.remove("compare")
-        run_comparison(out=out, extractors=specs, manifest=manifest, config=config)
+        result = run_comparison(out=out, extractors=specs, manifest=manifest, config=config)
+    if config.figures:
+        write_comparison_figures(result.table, result.details, out)
     return {"dir": "compare", "table": "compare/comparison.csv"}
 
 

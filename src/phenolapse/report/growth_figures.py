@@ -16,6 +16,8 @@ from phenolapse.temporal.gr_metrics import gr_curve
 if TYPE_CHECKING:
     from phenolapse.temporal.growth_run import GrowthResult
 
+POTENCY_DIR = "potency"  # the potency figures' folder in a run's temporal/ output
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "x"

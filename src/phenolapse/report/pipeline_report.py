@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phenolapse.pipeline.potency import POTENCY_DIR
+from phenolapse.report.growth_figures import POTENCY_DIR
 from phenolapse.report.html import Figure, Links, Section, Table, Text, write_html
 
 SECTION_TITLES = (
