@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from phenolapse.artefacts import is_store, read_profiles
 from phenolapse.errors import ConfigError, FeatureTableError
 from phenolapse.io_utils import atomic_write, write_csv, write_parquet
 from phenolapse.normalize import normalize_profiles
@@ -39,10 +40,9 @@ from phenolapse.temporal.growth import (
     image_confluence,
     well_confluence,
 )
-from phenolapse.temporal.series import SERIES_KEYS, SeriesSet, make_series
+from phenolapse.temporal.series import SeriesSet, make_series
 from phenolapse.temporal.trajectory import trajectory_readouts
-
-UNIT_KEYS = ["cell_line", "plate", "drug", "concentration_um", "role"]
+from phenolapse.vocabulary import SERIES_KEYS, TREATMENT, UNIT_KEYS
 
 
 @dataclass
@@ -69,24 +69,18 @@ class TemporalResult:
 def load_profiles(path: str | Path) -> pd.DataFrame:
     """Read a profiles Parquet for the temporal stage.
 
-    A ``features.zarr`` store holds per-image features; aggregate it to profiles first with
-    :func:`phenolapse.embedding.make_profiles` (``phenolapse temporal`` does so), which this
+    The table is read by :func:`phenolapse.artefacts.read_profiles` (version-checked). A
+    ``features.zarr`` store holds per-image features; aggregate it to profiles first with
+    :func:`phenolapse.embedding.load_profiles` (``phenolapse temporal`` does so), which this
     torch-free package does not import.
     """
     path = Path(path)
-    if not path.exists():
-        raise FeatureTableError(
-            f"{path}: features not found (give profiles.parquet or features.zarr)"
-        )
-    if path.is_dir() or path.suffix == ".zarr":
+    if path.exists() and is_store(path):
         raise FeatureTableError(
             f"{path}: a features store, not a profiles table; aggregate it with "
-            "phenolapse.embedding.make_profiles or give the profiles.parquet beside it"
+            "phenolapse.embedding.load_profiles or give the profiles.parquet beside it"
         )
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise FeatureTableError(f"{path}: cannot read profiles Parquet ({exc})") from exc
+    return read_profiles(path)
 
 
 def _strip(df: pd.DataFrame) -> pd.DataFrame:
@@ -200,9 +194,9 @@ def analyse(
         use_features=cfg.use_features,
         use_growth=use_growth,
     )
-    first = ["cell_line", "plate", "drug", "concentration_um", "role", "cluster", "effect"]
+    first = [*UNIT_KEYS, "cluster", "effect"]
     ann = ann[first + [c for c in ann.columns if c not in first]]
-    treated = ann[ann["role"] == "treatment"]
+    treated = ann[ann["role"] == TREATMENT]
     cons = consensus(treated if not treated.empty else ann)
     return TemporalResult(
         distances=distances,
@@ -238,7 +232,7 @@ def write_outputs(result: TemporalResult, out_dir: str | Path) -> dict[str, Path
             result.path, out / "control_path.parquet", table="control_path"
         )
     files["series"] = write_parquet(
-        _strip(result.series.to_frame()), out / "series.parquet", table="series"
+        result.series.to_frame(), out / "series.parquet", table="series"
     )
     members = _strip(result.series.keys[SERIES_KEYS].copy())
     members["cluster"] = result.labels.astype(int)
