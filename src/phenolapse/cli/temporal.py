@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import (
+    ConfigFile,
+    Figures,
+    ManifestFile,
+    OutDir,
+    Platemap,
+    Progress,
+    config_from_options,
+    fail,
+    fail_os,
+)
 from phenolapse.errors import PhenolapseError
 
 if TYPE_CHECKING:
@@ -22,11 +32,8 @@ def register(app: typer.Typer) -> None:
         features: Annotated[
             Path, typer.Argument(help="Profiles Parquet (Metadata_* + features) or features.zarr.")
         ],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-        manifest: Annotated[
-            Path | None,
-            typer.Option(help="Manifest Parquet: confluence is measured on its images."),
-        ] = None,
+        out: OutDir,
+        manifest: ManifestFile = None,
         incucyte: Annotated[
             list[Path] | None,
             typer.Option(
@@ -35,10 +42,7 @@ def register(app: typer.Typer) -> None:
                 "confluence replaces the one measured on the images."
             ),
         ] = None,
-        platemap: Annotated[
-            Path | None,
-            typer.Option(help="Plate map of the exports' wells: CSV or Incucyte .PlateMap XML."),
-        ] = None,
+        platemap: Platemap = None,
         time_zero: Annotated[
             float | None,
             typer.Option(
@@ -57,12 +61,10 @@ def register(app: typer.Typer) -> None:
         cluster_map: Annotated[
             Path | None, typer.Option(help="YAML/CSV mapping cluster id -> effect (override).")
         ] = None,
-        config: Annotated[
-            Path | None, typer.Option(help="YAML file with TemporalConfig options.")
-        ] = None,
+        config: ConfigFile = None,
         growth: Annotated[bool, typer.Option(help="Use the growth readout.")] = True,
-        figures: Annotated[bool, typer.Option(help="Draw the figures.")] = True,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        figures: Figures = True,
+        progress: Progress = True,
     ) -> None:
         """Distance to control, series, DTW clusters, effect annotation, GR and figures."""
         from phenolapse.temporal.annotate import read_cluster_mapping
@@ -71,24 +73,17 @@ def register(app: typer.Typer) -> None:
         from phenolapse.temporal.pipeline import run_temporal
 
         try:
-            cfg = TemporalConfig.from_yaml(config) if config is not None else TemporalConfig()
-            updates: dict[str, object] = {"progress": progress, "use_growth": growth}
-            if cluster_map is not None:
-                updates["cluster_effects"] = read_cluster_mapping(cluster_map)
-            cfg = cfg.model_copy(update=updates)
-            if k is not None or window is not None:
-                cluster = cfg.cluster.model_copy(
-                    update={
-                        **({"k": k} if k is not None else {}),
-                        **({"window": window} if window is not None else {}),
-                    }
-                )
-                cfg = cfg.model_copy(update={"cluster": cluster})
-            if metric is not None:
-                cfg = cfg.model_copy(
-                    update={"distance": cfg.distance.model_copy(update={"metric": metric})}
-                )
-            cfg = TemporalConfig.model_validate(cfg.model_dump())
+            cfg = config_from_options(
+                TemporalConfig,
+                config,
+                progress=progress,
+                use_growth=growth,
+                cluster_effects=(
+                    read_cluster_mapping(cluster_map) if cluster_map is not None else None
+                ),
+                cluster={"k": k, "window": window},
+                distance={"metric": metric},
+            )
             profiles = _read_features(features)
             man = None
             if manifest is not None:
@@ -124,12 +119,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _read_features(path: Path) -> pd.DataFrame:
-    """Profiles from a profiles Parquet, or aggregated from a ``features.zarr`` store."""
-    from phenolapse.temporal.pipeline import load_profiles
+    """Profiles from a profiles Parquet, or aggregated from a ``features.zarr`` store (feature
+    columns named after the store's ``feature_prefix``)."""
+    from phenolapse.embedding import load_profiles
 
-    if path.exists() and (path.is_dir() or path.suffix == ".zarr"):
-        from phenolapse.embedding import make_profiles, read_features
-
-        meta, feats = read_features(path)
-        return make_profiles(meta, feats)
     return load_profiles(path)
