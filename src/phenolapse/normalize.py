@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from phenolapse.errors import FeatureTableError
+from phenolapse.vocabulary import NEGATIVE_CONTROL
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution -> its standard deviation
 NORMALIZED_NAME = "profiles_normalized.parquet"
@@ -61,7 +62,7 @@ class NormalizationConfig(BaseModel):
     whiten: Literal["none", "tvn"] = "none"
     min_spread: float = Field(default=1e-6, ge=0, lt=1)
     tvn_variance: float = Field(default=0.99, gt=0, le=1)
-    control_role: str = "negative_control"
+    control_role: str = NEGATIVE_CONTROL
 
 
 @dataclass

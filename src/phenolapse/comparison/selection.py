@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from phenolapse.errors import FeatureTableError
+from phenolapse.vocabulary import NEGATIVE_CONTROL, TREATMENT
 
-CONTROL_ROLE = "negative_control"
-TREATMENT_ROLE = "treatment"
+CONTROL_ROLE = NEGATIVE_CONTROL
+TREATMENT_ROLE = TREATMENT
 WELL_COLUMNS = ["Metadata_cell_line", "Metadata_plate", "Metadata_well"]
 
 

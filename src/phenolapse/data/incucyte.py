@@ -37,18 +37,10 @@ import numpy as np
 import pandas as pd
 
 from phenolapse.errors import FeatureTableError, PlateMapError
+from phenolapse.vocabulary import NEGATIVE_CONTROL, OBSERVATION_KEYS, TREATMENT
 
 # Columns of the long growth table the temporal stage reads (one row per plate, well and time).
-GROWTH_COLUMNS = [
-    "cell_line",
-    "plate",
-    "well",
-    "time_h",
-    "drug",
-    "concentration_um",
-    "role",
-    "confluence",
-]
+GROWTH_COLUMNS = [*OBSERVATION_KEYS, "confluence"]
 
 LONG_COLUMNS = ["plate", "well", "time_h", "metric", "value"]
 CONDITION_COLUMNS = ["cell_line", "drug", "concentration_um", "role"]
@@ -266,13 +258,13 @@ def _parse_condition(label: str, factor: float) -> tuple[str, float, str]:
     if low in ("blank", "empty", "no cells", "medium only"):
         return "", float("nan"), "blank"
     if low in VEHICLES or low.startswith(("control", "dmso", "vehicle")):
-        return label.strip(), 0.0, "negative_control"
+        return label.strip(), 0.0, NEGATIVE_CONTROL
     m = _CONDITION.match(label)
     if m is None:
-        return label.strip(), float("nan"), "treatment"
+        return label.strip(), float("nan"), TREATMENT
     unit = m.group(3)
     f = unit_factor(unit, source=label) if unit else factor
-    return m.group(1).strip(), float(m.group(2)) * f, "treatment"
+    return m.group(1).strip(), float(m.group(2)) * f, TREATMENT
 
 
 def read_platemap_xml(path: str | Path) -> pd.DataFrame:
@@ -333,7 +325,7 @@ def read_platemap_xml(path: str | Path) -> pd.DataFrame:
             except PlateMapError:
                 rec["concentration_um"] = np.nan
         rec["role"] = _role(rec["drug"])
-        if rec["role"] == "negative_control":
+        if rec["role"] == NEGATIVE_CONTROL:
             rec["concentration_um"] = 0.0
         rows.append(rec)
     df = pd.DataFrame(rows)
@@ -356,8 +348,8 @@ def _role(drug: str) -> str:
         return "blank"
     first = re.split(r"[\s+]", low)[0]
     if first in VEHICLES:
-        return "negative_control"
-    return "treatment"
+        return NEGATIVE_CONTROL
+    return TREATMENT
 
 
 def read_platemap_table(path: str | Path) -> pd.DataFrame:
@@ -394,7 +386,7 @@ def _read_drc_table(path: Path) -> pd.DataFrame:
         drug = "" if r["sampleid"] in ("-", "NA") else str(r["sampleid"]).strip()
         conc = pd.to_numeric(r["conc"], errors="coerce")
         unit = str(r.get("concunits", "")).strip()
-        role = {"C": "negative_control", "S": "treatment"}.get(kind, "blank")
+        role = {"C": NEGATIVE_CONTROL, "S": TREATMENT}.get(kind, "blank")
         try:
             um = float(conc) * unit_factor(unit, source=f"{path}, line {int(str(i)) + 2}")
         except PlateMapError:
@@ -404,7 +396,7 @@ def _read_drc_table(path: Path) -> pd.DataFrame:
             "drug": drug,
             "concentration": conc,
             "concentration_unit": "" if unit == "NA" else unit,
-            "concentration_um": 0.0 if role == "negative_control" else um,
+            "concentration_um": 0.0 if role == NEGATIVE_CONTROL else um,
             "role": role,
         }
         for src, dst in (

@@ -21,8 +21,8 @@ import pandas as pd
 
 from phenolapse.data.names import canonical_well
 from phenolapse.errors import ParseError, PlateMapError
+from phenolapse.vocabulary import NEGATIVE_CONTROL, ROLES, TREATMENT, UNTREATED
 
-ROLES = ("treatment", "negative_control", "positive_control", "untreated", "unknown")
 REQUIRED_COLUMNS = ("well", "drug", "concentration_um")
 _VEHICLES = {"dmso", "vehicle"}
 _UNTREATED = {"", "pbs", "none", "medium", "untreated"}
@@ -163,13 +163,13 @@ def validate_platemap(df: pd.DataFrame, *, source: str = "plate map") -> pd.Data
         raise PlateMapError(
             f"{source}, line {lines[i]}: unknown role {df['role'].iat[i]!r}; use one of {list(ROLES)}"
         )
-    treat_no_drug = (df["role"] == "treatment") & (df["drug"] == "")
+    treat_no_drug = (df["role"] == TREATMENT) & (df["drug"] == "")
     if treat_no_drug.any():
         i = _first(treat_no_drug)
         raise PlateMapError(
             f"{source}, line {lines[i]}: treatment well {df['well'].iat[i]} has no drug"
         )
-    treat_no_conc = (df["role"] == "treatment") & df["concentration_um"].isna()
+    treat_no_conc = (df["role"] == TREATMENT) & df["concentration_um"].isna()
     if treat_no_conc.any():
         i = _first(treat_no_conc)
         raise PlateMapError(
@@ -226,7 +226,7 @@ def _first(mask: pd.Series) -> int:
 def _infer_role(drug: str) -> str:
     name = str(drug).strip().lower()
     if name in _VEHICLES:
-        return "negative_control"
+        return NEGATIVE_CONTROL
     if name in _UNTREATED:
-        return "untreated"
-    return "treatment"
+        return UNTREATED
+    return TREATMENT

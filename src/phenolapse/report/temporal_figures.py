@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from phenolapse.io_utils import atomic_path
+from phenolapse.vocabulary import EFFECTS, NEGATIVE_CONTROL, TREATMENT
 
 if TYPE_CHECKING:
     from phenolapse.temporal.pipeline import TemporalResult
@@ -39,7 +40,7 @@ EFFECT_COLORS = {
     "cytotoxic": "#D55E00",
     "mixed": "#E69F00",
 }
-EFFECT_ORDER = ["no_effect", "cytostatic", "cytotoxic", "mixed"]
+EFFECT_ORDER = list(EFFECTS)
 FIGURE_NAMES = "figure_names.csv"
 
 
@@ -103,7 +104,7 @@ def _effect_matrix(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot_effect_heatmap(annotations: pd.DataFrame, consensus: pd.DataFrame | None = None) -> Figure:
     """Drugs x concentrations coloured by effect: one panel per cell line, then the consensus."""
-    treated = annotations[annotations.get("role", "treatment") == "treatment"]
+    treated = annotations[annotations.get("role", TREATMENT) == TREATMENT]
     panels: list[tuple[str, pd.DataFrame]] = [
         (str(cl), pd.DataFrame(g)) for cl, g in treated.groupby("cell_line", sort=True)
     ]
@@ -215,7 +216,7 @@ def plot_drug_curves(
         ax = axes[0][1]
         g_all = growth if cell_line is None else growth[growth["cell_line"] == cell_line]
         ctrl = (
-            g_all[g_all["role"] == "negative_control"]
+            g_all[g_all["role"] == NEGATIVE_CONTROL]
             .groupby("time_h")["confluence"]
             .agg(["mean", "std"])
         )
@@ -295,7 +296,7 @@ def write_temporal_figures(
     files["fig_clusters"] = save_figure(fig, out / "cluster_panels")[0]
     fig = plot_effect_heatmap(result.annotations, result.consensus)
     files["fig_heatmap"] = save_figure(fig, out / "effect_heatmap")[0]
-    treated = result.annotations[result.annotations["role"] == "treatment"]
+    treated = result.annotations[result.annotations["role"] == TREATMENT]
     chosen = drugs if drugs is not None else sorted(treated["drug"].unique())[:max_drugs]
     lines = sorted(result.distances["Metadata_cell_line"].astype(str).unique())
     slugs = unique_slugs([*map(str, chosen), *lines])

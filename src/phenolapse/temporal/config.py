@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from phenolapse.normalize import NormalizationConfig
 from phenolapse.stage_config import StageConfig
+from phenolapse.vocabulary import Effect
 
 Metric = Literal["euclidean", "cosine", "correlation", "braycurtis"]
-EFFECTS = ("no_effect", "cytostatic", "cytotoxic", "mixed")
 
 
 class DistanceConfig(BaseModel):
@@ -393,7 +393,7 @@ class TemporalConfig(StageConfig):
             "Thresholds of the effect annotation rules (written to ``annotation_rules.md``)."
         ),
     )
-    cluster_effects: dict[int, Literal["no_effect", "cytostatic", "cytotoxic", "mixed"]] | None = (
+    cluster_effects: dict[int, Effect] | None = (
         Field(
             default=None,
             description=(

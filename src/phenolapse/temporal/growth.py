@@ -38,6 +38,7 @@ from phenolapse.data.incucyte import GROWTH_COLUMNS
 from phenolapse.errors import FeatureTableError, ManifestError, PlateMapError
 from phenolapse.temporal.config import GrowthConfig
 from phenolapse.temporal.distance import nearest_time_index
+from phenolapse.vocabulary import NEGATIVE_CONTROL
 
 N_BINS = 1000
 
@@ -225,7 +226,7 @@ def growth_rate_inhibition(
         growth = growth.assign(cell_line=growth["plate"])
     rows: list[pd.DataFrame] = []
     for plate, on_plate in growth.groupby("plate", sort=True):
-        ctrl = on_plate[on_plate["role"] == "negative_control"]
+        ctrl = on_plate[on_plate["role"] == NEGATIVE_CONTROL]
         if ctrl.empty:
             raise FeatureTableError(
                 f"plate {plate}: no negative_control wells in the growth table; GR needs the "
@@ -235,7 +236,7 @@ def growth_rate_inhibition(
         c_times = c_mean.index.to_numpy(dtype=np.float64)
         c_vals = c_mean.to_numpy(dtype=np.float64)
         x0c = c_vals[int(np.argmin(np.abs(c_times)))]
-        treated = on_plate[on_plate["role"] != "negative_control"]
+        treated = on_plate[on_plate["role"] != NEGATIVE_CONTROL]
         keys = ["cell_line", "plate", "drug", "concentration_um", "role"]
         for key, grp in treated.groupby(keys, sort=True, dropna=False):
             per_t = grp.groupby("time_h", sort=True)[value].agg(["mean", "count"])

@@ -28,9 +28,9 @@ import pandas as pd
 from phenolapse.errors import FeatureTableError
 from phenolapse.temporal.dose_response import FIT_COLUMNS, fit_log_logistic
 from phenolapse.temporal.gr_metrics import METRIC_COLUMNS, fit_gr_curve, gr_static_toxic
+from phenolapse.vocabulary import NEGATIVE_CONTROL, TREATED_ROLES
 
 BASE_KEYS = ["cell_line", "plate"]
-TREATED_ROLES = ("treatment", "positive_control")
 
 
 def group_scan_times(
@@ -130,7 +130,7 @@ def time_course_gr(
         if wide.empty:
             continue
         info = grp.drop_duplicates("well").set_index("well")
-        ctrl_wells = info.index[info["role"] == "negative_control"]
+        ctrl_wells = info.index[info["role"] == NEGATIVE_CONTROL]
         if len(ctrl_wells) == 0:
             raise FeatureTableError(
                 f"{label}: no negative_control wells (vehicle such as DMSO); GR needs them"
@@ -279,7 +279,7 @@ def dose_response_over_time(
     rows = []
     for gkey, grp in data.groupby([*gkeys, "time_h"], sort=True):
         meta = dict(zip([*gkeys, "time_h"], gkey, strict=True))
-        ctrl = grp[grp["role"] == "negative_control"]
+        ctrl = grp[grp["role"] == NEGATIVE_CONTROL]
         ctrl_mean = float(ctrl["value"].mean()) if len(ctrl) else float("nan")
         for drug, treated in grp[grp["role"].isin(TREATED_ROLES)].groupby("drug", sort=True):
             x = np.concatenate([np.zeros(len(ctrl)), treated["concentration_um"].to_numpy(float)])
@@ -334,7 +334,7 @@ def doubling_cut_times(
     """
     gkeys = _groups(df, keys)
     rows = []
-    ctrl = df[(df["role"] == "negative_control") & (df["metric"] == metric)]
+    ctrl = df[(df["role"] == NEGATIVE_CONTROL) & (df["metric"] == metric)]
     for gkey, grp in ctrl.groupby(gkeys, sort=True):
         curve = grp.groupby("time_h")["value"].mean()
         t = curve.index.to_numpy(dtype=np.float64)

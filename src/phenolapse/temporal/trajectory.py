@@ -28,12 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from phenolapse.temporal.distance import (
-    CONDITION_KEYS,
-    DISTANCE_ROLES,
-    control_trajectory,
-    nearest_time_index,
-)
+from phenolapse.temporal.distance import control_trajectory, nearest_time_index
+from phenolapse.vocabulary import CONDITION_KEYS, DISTANCE_ROLES, NEGATIVE_CONTROL
 
 READOUTS = ["progress_end", "progress_max", "progress_fall", "off_path_end"]
 MIN_TREND = 0.7  # rank correlation of the control's projection with time that makes a path
@@ -105,7 +101,7 @@ def trajectory_readouts(
     for plate, on_plate in prof.groupby("Metadata_plate", sort=True):
         c_times, c_vecs = control_trajectory(on_plate, plate=str(plate), feature_cols=feature_cols)
         i0, axis, c_prog, span = control_path(c_times, c_vecs)
-        ctrl = on_plate[on_plate["Metadata_role"] == "negative_control"]
+        ctrl = on_plate[on_plate["Metadata_role"] == NEGATIVE_CONTROL]
         c_idx = nearest_time_index(c_times, ctrl["Metadata_time_h"].to_numpy(dtype=np.float64))
         dev = ctrl[feature_cols].to_numpy(dtype=np.float64) - c_vecs[c_idx]
         dev_off = dev - np.outer(dev @ axis, axis)

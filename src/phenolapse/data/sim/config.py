@@ -8,9 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from phenolapse.errors import ConfigError
+from phenolapse.vocabulary import EFFECTS
 
 PresetName = Literal["tiny", "small", "paper"]
-EFFECT_CLASSES = ("no_effect", "cytostatic", "cytotoxic", "mixed")
+EFFECT_CLASSES = EFFECTS
 SIGNATURES = ("elongated", "granular", "dark_nucleus", "bright_ring", "vacuoles", "spiky")
 
 _PRESETS: dict[str, dict[str, Any]] = {
