@@ -40,16 +40,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "EmbedConfig",
-    "NormalizationConfig",
-    "embed_distributed",
-    "embed_manifest",
-    "load_profiles",
-    "make_profiles",
-    "normalize_profiles",
-    "read_features",
-    "read_profiles",
-    "write_profiles",
+    "EmbedConfig", "NormalizationConfig", "embed_distributed", "embed_manifest", "load_profiles",
+    "make_profiles", "normalize_profiles", "read_features", "read_profiles", "write_profiles",
 ]
 
 

@@ -365,13 +365,8 @@ def encode_rows(
     cuda = runtime.device.type == "cuda"
     workers = min(runtime.num_workers, max(0, len(rows) // max(1, config.batch_size)))
     loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_collate,
-        pin_memory=cuda,
-        prefetch_factor=4 if workers else None,
+        dataset, batch_size=config.batch_size, shuffle=False, num_workers=workers,
+        collate_fn=_collate, pin_memory=cuda, prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
     model = _prepare_model(extractor, runtime, compile=config.compile)

@@ -114,23 +114,8 @@ def write_growth_report(
         last = dr.groupby([c for c in ("cell_line", "plate", "drug") if c in dr.columns])[
             "time_h"
         ].transform("max")
-        cols = [
-            c
-            for c in (
-                "cell_line",
-                "drug",
-                "time_h",
-                "ec50_um",
-                "ec50_low",
-                "ec50_high",
-                "ic50_um",
-                "ic50_low",
-                "ic50_high",
-                "hill",
-                "r2",
-            )
-            if c in dr.columns
-        ]
+        fits = ("ec50_um", "ec50_low", "ec50_high", "ic50_um", "ic50_low", "ic50_high", "hill")
+        cols = [c for c in ("cell_line", "drug", "time_h", *fits, "r2") if c in dr.columns]
         blocks = _figure_blocks(figures, "dose_response_")
         blocks.append(
             Table(dr.loc[dr["time_h"] == last, cols], "EC50 / IC50 at the last time point")

@@ -83,10 +83,10 @@ def prepare(
     treated = df["role"].isin(TREATED_ROLES)
     bad = treated & ~(pd.to_numeric(df["concentration_um"], errors="coerce") > 0)
     if bad.any():
-        row = df[bad].iloc[0]
+        plate, well, conc = df.loc[bad, ["plate", "well", "concentration_um"]].iloc[0]
         raise FeatureTableError(
-            f"plate {row['plate']}, well {row['well']}: treated well without a positive "
-            f"concentration ({row['concentration_um']!r}); fix the plate map"
+            f"plate {plate}, well {well}: treated well without a positive concentration "
+            f"({conc!r}); fix the plate map"
         )
     return df
 
