@@ -25,6 +25,15 @@ import pandas as pd
 
 from phenolapse.data.sim.config import EFFECT_CLASSES, SIGNATURES, SimulationConfig
 from phenolapse.errors import ConfigError
+from phenolapse.vocabulary import (
+    CYTOSTATIC,
+    CYTOTOXIC,
+    MIXED,
+    NEGATIVE_CONTROL,
+    NO_EFFECT,
+    TREATMENT,
+    UNTREATED,
+)
 
 ROWS = "ABCDEFGHIJKLMNOP"
 N_COLUMNS = 24
@@ -129,8 +138,8 @@ def _drug_classes(n: int, no_effect_fraction: float, rng: np.random.Generator) -
     n_none = min(n, round(n * no_effect_fraction))
     if n >= 4:
         n_none = max(1, n_none)
-    active = ("cytotoxic", "cytostatic", "mixed")
-    classes = ["no_effect"] * n_none + [active[i % 3] for i in range(n - n_none)]
+    active = (CYTOTOXIC, CYTOSTATIC, MIXED)
+    classes = [NO_EFFECT] * n_none + [active[i % 3] for i in range(n - n_none)]
     order = rng.permutation(n)
     return [classes[i] for i in order]
 
@@ -141,16 +150,16 @@ def _drugs(cfg: SimulationConfig, n_plates: int, rng: np.random.Generator) -> li
     conc = np.log10(cfg.concentrations_um)
     top, span = float(conc[-1]), float(conc[-1] - conc[0])
     t_end = (cfg.n_timepoints - 1) * cfg.time_step_h - cfg.time_zero_h
-    n_none = classes.count("no_effect")
+    n_none = classes.count(NO_EFFECT)
     morph_only_left = max(1, math.ceil(n_none / 2)) if n_none else 0
     drugs = []
     sig_i = int(rng.integers(len(SIGNATURES)))
     for i, cls in enumerate(classes):
         morph_only = False
-        if cls == "no_effect":
+        if cls == NO_EFFECT:
             morph_only = morph_only_left > 0
             morph_only_left -= 1
-        has_sig = cls != "no_effect" or morph_only
+        has_sig = cls != NO_EFFECT or morph_only
         signature = "none"
         if has_sig:
             signature = SIGNATURES[sig_i % len(SIGNATURES)]
@@ -191,20 +200,20 @@ def _condition(
     e = _hill(conc, ec50)
     level = 0.0 if e < 0.2 else (1.0 if e > 0.8 else 0.5)
     cls = drug.drug_class
-    if cls == "no_effect":
+    if cls == NO_EFFECT:
         level = 0.0
-    effect = "no_effect" if level == 0 else (cls if level == 1 else "mixed")
+    effect = NO_EFFECT if level == 0 else (cls if level == 1 else MIXED)
     onset = drug.onset_h * (1.0 + 0.5 * (1.0 - e))
     g, d, d_onset, size, rounding = 1.0, 0.0, onset, 1.0, 0.0
-    if cls == "cytostatic" and level > 0:
+    if cls == CYTOSTATIC and level > 0:
         g = 1.0 - 0.97 * level
         size = 1.0 + 0.2 * level
-    elif cls == "cytotoxic" and level > 0:
+    elif cls == CYTOTOXIC and level > 0:
         g = 1.0 - (1.0 if level == 1 else 0.6)
         d = drug.death_rate * (1.0 if level == 1 else 0.12)
         rounding = 0.8 * level
         size = 1.0 - 0.15 * level
-    elif cls == "mixed" and level > 0:
+    elif cls == MIXED and level > 0:
         g = 1.0 - (0.97 if level == 1 else 0.5)
         d = drug.death_rate * (0.3 if level == 1 else 0.08)
         t_end = (cfg.n_timepoints - 1) * cfg.time_step_h - cfg.time_zero_h
@@ -219,7 +228,7 @@ def _condition(
         plate=plate,
         drug=drug.name,
         concentration_um=conc,
-        role="treatment",
+        role=TREATMENT,
         drug_class=cls,
         effect=effect,
         effect_level=level,
@@ -245,9 +254,9 @@ def _control(line: CellLine, plate: str, name: str, base_rate: float) -> Conditi
         plate=plate,
         drug=name,
         concentration_um=0.0,
-        role="negative_control" if name == DMSO else "untreated",
-        drug_class="no_effect",
-        effect="no_effect",
+        role=NEGATIVE_CONTROL if name == DMSO else UNTREATED,
+        drug_class=NO_EFFECT,
+        effect=NO_EFFECT,
         effect_level=0.0,
         hill_response=0.0,
         ec50_um=float("nan"),
@@ -316,7 +325,7 @@ def _balanced(conditions: dict[tuple[str, str, float], Condition], cfg: Simulati
 
     Only demanded when the design has room for it (at least 4 drugs and 40 treatment rows).
     """
-    effects = [c.effect for c in conditions.values() if c.role == "treatment"]
+    effects = [c.effect for c in conditions.values() if c.role == TREATMENT]
     if cfg.effective_n_drugs < 4 or len(effects) < 40 or cfg.no_effect_fraction == 0:
         return True
     return all(effects.count(e) >= MIN_CLASS_FRACTION * len(effects) for e in EFFECT_CLASSES)
@@ -366,12 +375,12 @@ def make_design(cfg: SimulationConfig) -> Design:
             for drug in drugs:
                 if drug.plate_index == p:
                     entries += [
-                        (drug.name, c, "treatment")
+                        (drug.name, c, TREATMENT)
                         for c in cfg.concentrations_um
                         for _ in range(cfg.n_replicates)
                     ]
             for name, n in ((DMSO, cfg.effective_n_dmso_wells), (PBS, cfg.effective_n_pbs_wells)):
-                role = "negative_control" if name == DMSO else "untreated"
+                role = NEGATIVE_CONTROL if name == DMSO else UNTREATED
                 entries += [(name, 0.0, role)] * n
             wells = _layout(len(entries), rng)
             for well, (drug_name, c, role) in zip(wells, entries, strict=True):
