@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from phenolapse.lens import LensConfig, paired_test, run_lens
-from phenolapse.lens.data import load_images, select_classification_images, split_by_well
+from phenolapse.lens.data import load_images, select_classification_images, well_split_mask
 from phenolapse.lens.model import batched, extract_features
 from phenolapse.lens.run import evaluate_topk, fit_head_predict
 from phenolapse.models.convae import load_convae
@@ -89,9 +89,11 @@ def plain_head_scores(manifest: pd.DataFrame, weights: Path, config: LensConfig)
     cell_lines = meta["cell_line"].astype(str).to_numpy()[row_of]
     rows = []
     for seed in config.seeds:
-        test = split_by_well(meta, test_fraction=config.test_fraction, seed=seed)[row_of]
+        test = well_split_mask(meta, test_fraction=config.test_fraction, seed=seed)[row_of]
         tr, te = np.flatnonzero(~test), np.flatnonzero(test)
-        _, proba = fit_head_predict(feats, y, tr, te, len(classes), config, seed)
+        _, proba = fit_head_predict(
+            feats, y, train_idx=tr, test_idx=te, n_classes=len(classes), config=config, seed=seed
+        )
         for name, _, top1, top3 in evaluate_topk(proba, y[te], cell_lines[te]):
             rows.append({"seed": seed, "cell_line": name, "top1": top1, "top3": top3})
     return pd.DataFrame(rows)

@@ -11,8 +11,8 @@ from phenolapse.lens.data import (
     check_split,
     select_classification_images,
     signature_mask_path,
-    split_by_well,
     well_groups,
+    well_split_mask,
 )
 
 
@@ -67,15 +67,15 @@ def test_split_never_puts_a_well_on_both_sides() -> None:
     sel = select_classification_images(_manifest(n_wells_per_drug=4), last_n_timepoints=None)
     groups = well_groups(sel)
     for seed in range(5):
-        test = split_by_well(sel, test_fraction=0.25, seed=seed)
+        test = well_split_mask(sel, test_fraction=0.25, seed=seed)
         assert not set(groups[test]) & set(groups[~test])
         # every class has wells on both sides: 8 wells per class, 2 held out
         per_class = sel[test].groupby("label")["well"].nunique()
         assert (per_class == 2).all() and len(per_class) == 4
         check_split(sel["label"].to_numpy(), test, sorted(sel["label"].unique()))
-    a = split_by_well(sel, seed=1)
-    assert np.array_equal(a, split_by_well(sel, seed=1))
-    assert not np.array_equal(a, split_by_well(sel, seed=2))
+    a = well_split_mask(sel, seed=1)
+    assert np.array_equal(a, well_split_mask(sel, seed=1))
+    assert not np.array_equal(a, well_split_mask(sel, seed=2))
 
 
 def test_same_well_name_on_two_plates_are_two_groups() -> None:
@@ -87,7 +87,7 @@ def test_same_well_name_on_two_plates_are_two_groups() -> None:
     g = well_groups(sel)
     assert len(set(g)) == 24  # 2 plates x 4 classes x 3 wells, names shared by plates
     for seed in range(3):
-        test = split_by_well(sel, seed=seed)
+        test = well_split_mask(sel, seed=seed)
         assert not set(g[test]) & set(g[~test])
 
 
@@ -105,7 +105,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
     single_well = single_well[single_well["plate"] == "P1"]
     sel = select_classification_images(single_well)
     with pytest.raises(LensDataError, match="single well"):
-        split_by_well(sel)
+        well_split_mask(sel)
     sel = select_classification_images(m)
     test = np.zeros(len(sel), bool)
     with pytest.raises(LensDataError, match="no wells in the test split"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy, topk_accuracy
+from phenolapse.comparison.classification import top_k_accuracy
+from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy
 
 
 def test_topk_hand_example() -> None:
@@ -18,12 +19,12 @@ def test_topk_hand_example() -> None:
         ]
     )
     y = np.array([1, 2, 0, 1])
-    assert topk_accuracy(scores, y, 1) == 0.25
-    assert topk_accuracy(scores, y, 2) == 0.5
-    assert topk_accuracy(scores, y, 3) == 0.75
-    assert topk_accuracy(scores, y, 10) == 1.0
+    assert top_k_accuracy(y, scores, 1) == 0.25
+    assert top_k_accuracy(y, scores, 2) == 0.5
+    assert top_k_accuracy(y, scores, 3) == 0.75
+    assert top_k_accuracy(y, scores, 10) == 1.0
     with pytest.raises(ValueError):
-        topk_accuracy(scores, y[:2], 1)
+        top_k_accuracy(y[:2], scores, 1)
 
 
 def test_confusion_and_per_class() -> None:

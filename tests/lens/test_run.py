@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from phenolapse.lens import LensConfig, LensDataError, run_lens
-from phenolapse.lens.data import split_by_well
+from phenolapse.lens.data import well_split_mask
 from phenolapse.models.convae import ConvAE, save_convae
+from phenolapse.report.lens_figures import write_lens_figures
 
 
 def _config(**kw: object) -> LensConfig:
@@ -43,6 +44,7 @@ def test_run_lens_on_tiny_screen(
 ) -> None:
     out = tmp_path / "lens"
     result = run_lens(tiny_manifest, weights=weights, out=out, config=_config())
+    write_lens_figures(result)
     for name in (
         "lens_results.csv",
         "per_class.csv",
@@ -90,7 +92,7 @@ def test_split_used_by_run_is_grouped(tiny_manifest: pd.DataFrame) -> None:
 
     meta = select_classification_images(tiny_manifest, last_n_timepoints=3)
     g = well_groups(meta)
-    test = split_by_well(meta, seed=0)
+    test = well_split_mask(meta, seed=0)
     assert not set(g[test]) & set(g[~test])
     assert np.unique(meta.loc[test, "label"]).size == meta["label"].nunique()
 

@@ -16,6 +16,7 @@ from phenolapse.temporal.distance import (
     check_profiles,
     control_trajectory,
     distance_to_control,
+    distance_to_control_with_replicates,
     nearest_time_index,
     rowwise_distance,
 )
@@ -85,8 +86,8 @@ def test_replicate_mean_and_nearest_control_hand_computed() -> None:
 
 def test_replicate_table_and_bootstrap_band() -> None:
     df = hand_table()
-    out, reps = distance_to_control(
-        df, config=DistanceConfig(n_bootstrap=300, seed=1), return_replicates=True, progress=False
+    out, reps = distance_to_control_with_replicates(
+        df, config=DistanceConfig(n_bootstrap=300, seed=1), progress=False
     )
     assert len(reps) == 4
     r = reps[(reps["Metadata_well"] == "B2") & (reps["Metadata_time_h"] == 6.0)]

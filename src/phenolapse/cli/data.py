@@ -7,14 +7,27 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import Platemap, Progress, SkipBad, fail, fail_os
 from phenolapse.errors import PhenolapseError
 
 INTERRUPTED = 130
-_TOLERANCE_HELP = (
-    "Images of a plate taken within this many minutes form one scan cycle (time point); "
-    "default: 30 or half the scan interval, whichever is less; 0: every distinct time."
-)
+ImagesDir = Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")]
+TimeToleranceMin = Annotated[
+    float | None,
+    typer.Option(
+        help="Images of a plate taken within this many minutes form one scan cycle (time point); "
+        "default: 30 or half the scan interval, whichever is less; 0: every distinct time.",
+        min=0,
+    ),
+]
+TimeZero = Annotated[
+    str | None,
+    typer.Option(help="Drug addition: hours of elapsed imaging time, or an ISO date-time."),
+]
+Pattern = Annotated[
+    str | None,
+    typer.Option(help="Regular expression with named groups for other file names."),
+]
 
 
 def _interrupted(what: str) -> NoReturn:
@@ -44,30 +57,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ingest(
-        images_dir: Annotated[
-            Path, typer.Argument(help="Folder of images (searched recursively).")
-        ],
+        images_dir: ImagesDir,
         out: Annotated[Path, typer.Option("--out", "-o", help="Manifest Parquet file to write.")],
-        platemap: Annotated[
-            Path | None,
-            typer.Option(help="Plate-map CSV: plate, well, drug, concentration_um, role."),
-        ] = None,
-        time_zero: Annotated[
-            str | None,
-            typer.Option(help="Drug addition: hours of elapsed imaging time, or an ISO date-time."),
-        ] = None,
-        pattern: Annotated[
-            str | None,
-            typer.Option(help="Regular expression with named groups for other file names."),
-        ] = None,
-        skip_bad: Annotated[
-            bool, typer.Option("--skip-bad", help="Leave out unusable files and list them.")
-        ] = False,
+        platemap: Platemap = None,
+        time_zero: TimeZero = None,
+        pattern: Pattern = None,
+        skip_bad: SkipBad = False,
         verify: Annotated[bool, typer.Option(help="Decode every image now (slow).")] = False,
-        time_tolerance_min: Annotated[
-            float | None, typer.Option(help=_TOLERANCE_HELP, min=0)
-        ] = None,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        time_tolerance_min: TimeToleranceMin = None,
+        progress: Progress = True,
     ) -> None:
         """Parse image file names, join the plate map, write the manifest (Parquet)."""
         from phenolapse.data.manifest import (
@@ -122,24 +120,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def validate(
-        images_dir: Annotated[
-            Path, typer.Argument(help="Folder of images (searched recursively).")
-        ],
-        platemap: Annotated[
-            Path | None, typer.Option(help="Plate-map CSV to check the join.")
-        ] = None,
-        time_zero: Annotated[
-            str | None, typer.Option(help="Drug addition time (hours or ISO).")
-        ] = None,
-        pattern: Annotated[str | None, typer.Option(help="Naming regular expression.")] = None,
-        time_tolerance_min: Annotated[
-            float | None, typer.Option(help=_TOLERANCE_HELP, min=0)
-        ] = None,
+        images_dir: ImagesDir,
+        platemap: Platemap = None,
+        time_zero: TimeZero = None,
+        pattern: Pattern = None,
+        time_tolerance_min: TimeToleranceMin = None,
         decode: Annotated[bool, typer.Option(help="Decode every image.")] = True,
         out: Annotated[
             Path | None, typer.Option(help="Write the problems table to this CSV.")
         ] = None,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        progress: Progress = True,
     ) -> None:
         """Check a screen before heavy work; exit code 1 when something is wrong."""
         from phenolapse.data.validate import validate_screen

@@ -7,9 +7,21 @@ from typing import Annotated, Any
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import (
+    BatchSize,
+    ConfigFile,
+    CropSize,
+    Device,
+    ImageSize,
+    OutDir,
+    Platemap,
+    Progress,
+    SkipBad,
+    config_from_options,
+    fail,
+    fail_os,
+)
 from phenolapse.errors import ConfigError, PhenolapseError
-from phenolapse.io_utils import read_yaml_mapping
 
 EMBED_HELP = """Encode every image (or every crop of it) into features, then well-level profiles.
 
@@ -25,13 +37,6 @@ A rerun into the same OUT resumes: only images without features are computed.
 """
 
 
-def _load_config(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    data = read_yaml_mapping(path, what="embed configuration")
-    return data.get("embed", data)
-
-
 def register(app: typer.Typer) -> None:
     """Add the ``embed`` command to ``app``."""
 
@@ -40,16 +45,13 @@ def register(app: typer.Typer) -> None:
         manifest: Annotated[
             Path, typer.Argument(help="Manifest Parquet file or folder of images.")
         ],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+        out: OutDir,
         weights: Annotated[
             Path | None, typer.Option(help="ConvAE weights (published state_dict or checkpoint).")
         ] = None,
-        config: Annotated[
-            Path | None,
-            typer.Option(help="YAML file of EmbedConfig options (key 'embed' or top level)."),
-        ] = None,
-        batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
-        device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+        config: ConfigFile = None,
+        batch_size: BatchSize = None,
+        device: Device = None,
         num_workers: Annotated[int | None, typer.Option(help="Image decoding workers.")] = None,
         precision: Annotated[
             str | None, typer.Option(help="auto, fp32, bf16 or fp16 (CUDA).")
@@ -57,8 +59,8 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[
             str | None, typer.Option(help="Crops per frame: center, tile or full.")
         ] = None,
-        crop_size: Annotated[int | None, typer.Option(help="Crop side in raw pixels.")] = None,
-        image_size: Annotated[int | None, typer.Option(help="Model input side in pixels.")] = None,
+        crop_size: CropSize = None,
+        image_size: ImageSize = None,
         convae_features: Annotated[
             str | None,
             typer.Option(
@@ -66,12 +68,8 @@ def register(app: typer.Typer) -> None:
                 "reference) or pooled."
             ),
         ] = None,
-        platemap: Annotated[
-            Path | None, typer.Option(help="Plate map, when MANIFEST is a folder of images.")
-        ] = None,
-        skip_bad: Annotated[
-            bool, typer.Option("--skip-bad", help="Skip unreadable images (listed in skipped.csv).")
-        ] = False,
+        platemap: Platemap = None,
+        skip_bad: SkipBad = False,
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="Start again instead of resuming.")
         ] = False,
@@ -87,40 +85,25 @@ def register(app: typer.Typer) -> None:
         n_workers: Annotated[
             int | None, typer.Option(help="LocalCluster workers (default: one per GPU, else 2).")
         ] = None,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        progress: Progress = True,
     ) -> None:
-        from pydantic import ValidationError
-
         from phenolapse.embedding import EmbedConfig, embed_distributed, embed_manifest
         from phenolapse.embedding.extract import output_paths
 
         try:
-            options = _load_config(config)
-            pre = dict(options.pop("preprocess", {}) or {})
-            for key, value in {
-                "mode": mode,
-                "crop_size": crop_size,
-                "image_size": image_size,
-            }.items():
-                if value is not None:
-                    pre[key] = value
-            flags = {
-                "batch_size": batch_size,
-                "device": device,
-                "num_workers": num_workers,
-                "precision": precision,
-                "convae_features": convae_features,
-            }
-            options.update({k: v for k, v in flags.items() if v is not None})
-            if skip_bad:
-                options["on_error"] = "skip"
-            if no_profiles:
-                options["profiles"] = False
-            options["progress"] = progress
-            try:
-                cfg = EmbedConfig.model_validate({**options, "preprocess": pre})
-            except ValidationError as exc:
-                raise ConfigError(f"invalid embed options: {exc}") from exc
+            cfg = config_from_options(
+                EmbedConfig,
+                config,
+                preprocess={"mode": mode, "crop_size": crop_size, "image_size": image_size},
+                batch_size=batch_size,
+                device=device,
+                num_workers=num_workers,
+                precision=precision,
+                convae_features=convae_features,
+                on_error="skip" if skip_bad else None,
+                profiles=False if no_profiles else None,
+                progress=progress,
+            )
             if weights is None:
                 raise ConfigError("give the extractor weights with --weights")
             source: Any = manifest
@@ -131,7 +114,7 @@ def register(app: typer.Typer) -> None:
                 for warning in source.attrs.get("warnings", []):
                     typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
                 norm = getattr(cfg, "normalization", None)
-                if norm is not None and "normalization" not in options:
+                if norm is not None and "normalization" not in cfg.model_fields_set:
                     # No plate map, so no control wells: the profiles are copied, not normalised.
                     cfg = cfg.model_copy(
                         update={"normalization": norm.model_copy(update={"method": "none"})}

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import (
+    ConfigFile,
+    Figures,
+    OutDir,
+    Platemap,
+    config_from_options,
+    fail,
+    fail_os,
+)
 from phenolapse.errors import PhenolapseError
 
 
@@ -24,11 +32,8 @@ def register(app: typer.Typer) -> None:
                 "cell_count__ctrl, cell_count__time0)."
             ),
         ],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-        platemap: Annotated[
-            Path | None,
-            typer.Option(help="Plate map: CSV or Incucyte .PlateMap XML."),
-        ] = None,
+        out: OutDir,
+        platemap: Platemap = None,
         metric: Annotated[
             str | None, typer.Option(help="Cell-mass readout (default confluence).")
         ] = None,
@@ -57,13 +62,10 @@ def register(app: typer.Typer) -> None:
                 "times after BASELINE h (capped at the readout MAX), e.g. 24,4,80."
             ),
         ] = None,
-        config: Annotated[
-            Path | None, typer.Option(help="YAML file with GrowthAnalysisConfig options.")
-        ] = None,
-        figures: Annotated[bool, typer.Option(help="Draw the figures.")] = True,
+        config: ConfigFile = None,
+        figures: Figures = True,
     ) -> None:
         """GR values, GR50 / GRmax over time, EC50 / IC50 per time point, effect calls, report."""
-        from phenolapse.io_utils import read_yaml_mapping
         from phenolapse.report.growth_figures import draw_growth_figures
         from phenolapse.report.growth_report import write_growth_report
         from phenolapse.temporal.growth_run import (
@@ -74,27 +76,25 @@ def register(app: typer.Typer) -> None:
         )
 
         try:
-            raw = read_yaml_mapping(config, what="growth configuration") if config else {}
-            cfg = GrowthAnalysisConfig.model_validate(raw)
-            updates: dict[str, object] = {}
-            if metric is not None:
-                updates["metric"] = metric
-            if dead is not None:
-                updates["dead_metric"] = None if dead == "none" else dead
-            if at:
-                updates["times"] = list(at)
-            if group_by:
-                updates["keys"] = list(group_by)
+            doublings = None
             if cut_doublings is not None:
-                parts = [float(v) for v in cut_doublings.split(",")]
-                if len(parts) != 3:
+                doublings = [float(v) for v in cut_doublings.split(",")]
+                if len(doublings) != 3:
                     raise ValueError(
                         f"--cut-doublings {cut_doublings!r}: give BASELINE,DOUBLINGS,MAX"
                     )
-                updates["cut_doublings"] = tuple(parts)
-            if tolerance_h is not None:
-                updates["tolerance_h"] = tolerance_h
-            cfg = GrowthAnalysisConfig.model_validate({**cfg.model_dump(), **updates})
+            cfg = config_from_options(
+                GrowthAnalysisConfig,
+                config,
+                metric=metric,
+                dead_metric=None if dead == "none" else dead,
+                times=list(at) if at else None,
+                keys=list(group_by) if group_by else None,
+                cut_doublings=doublings,
+                tolerance_h=tolerance_h,
+            )
+            if dead == "none":
+                cfg = cfg.model_copy(update={"dead_metric": None})
             kind, table = load_growth_inputs(
                 inputs, platemap=platemap, concentration_unit=concentration_unit
             )

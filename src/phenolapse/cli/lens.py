@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import (
+    ConfigFile,
+    CropSize,
+    Device,
+    Epochs,
+    ImageSize,
+    LastTimePoints,
+    OutDir,
+    Progress,
+    config_from_options,
+    fail,
+    fail_os,
+)
 from phenolapse.errors import PhenolapseError
 
 
@@ -24,26 +36,20 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         weights: Annotated[Path, typer.Option(help="Trained ConvAE weights (F and AE).")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-        config: Annotated[
-            Path | None, typer.Option(help="YAML file of LensConfig options (flags override).")
-        ] = None,
+        out: OutDir,
+        config: ConfigFile = None,
         coef: Annotated[
             list[float] | None,
             typer.Option(help="lambda of the lens loss (repeat for a grid); > 0 regularised."),
         ] = None,
         seed: Annotated[list[int] | None, typer.Option(help="Seeds (repeat).")] = None,
-        epochs: Annotated[int | None, typer.Option(help="Lens training epochs.")] = None,
+        epochs: Epochs = None,
         concentration: Annotated[
             str | None, typer.Option(help="'top' (each drug's highest) or 'all'.")
         ] = None,
-        last_n: Annotated[
-            int | None, typer.Option(help="Keep each plate's last N time points.")
-        ] = None,
-        image_size: Annotated[int | None, typer.Option(help="Model input side (÷4).")] = None,
-        crop_size: Annotated[
-            int | None, typer.Option(help="Centre-crop side before resize.")
-        ] = None,
+        last_time_points: LastTimePoints = None,
+        image_size: ImageSize = None,
+        crop_size: CropSize = None,
         detach_classification: Annotated[
             bool | None,
             typer.Option(
@@ -58,34 +64,31 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(help="1, or 8: average features over rotations and mirror images."),
         ] = None,
-        device: Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda.")] = None,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        device: Device = None,
+        progress: Progress = True,
     ) -> None:
         """Train plain and lens heads on held-out wells; write results, figures and maps to OUT."""
-        from phenolapse.lens import load_lens_config, make_lens_config, run_lens
+        from phenolapse.lens import LensConfig, run_lens
+        from phenolapse.report.lens_figures import write_lens_figures
 
         try:
-            base = load_lens_config(config) if config is not None else make_lens_config({})
-            data: dict[str, Any] = base.model_dump()
-            updates = {
-                "coefs": coef or None,
-                "seeds": seed or None,
-                "epochs": epochs,
-                "concentration": concentration,
-                "last_n_timepoints": last_n,
-                "detach_classification": detach_classification,
-                "init": init,
-                "orientations": orientations,
-                "device": device,
-            }
-            data.update({k: v for k, v in updates.items() if v is not None})
-            data["progress"] = progress
-            if image_size is not None:
-                data["preprocess"]["image_size"] = image_size
-            if crop_size is not None:
-                data["preprocess"]["crop_size"] = crop_size
-            cfg = make_lens_config(data, source="command line")
+            cfg = config_from_options(
+                LensConfig,
+                config,
+                coefs=coef or None,
+                seeds=seed or None,
+                epochs=epochs,
+                concentration=concentration,
+                last_time_points=last_time_points,
+                detach_classification=detach_classification,
+                init=init,
+                orientations=orientations,
+                device=device,
+                progress=progress,
+                preprocess={"image_size": image_size, "crop_size": crop_size},
+            )
             result = run_lens(source, weights=weights, out=out, config=cfg)
+            write_lens_figures(result)
         except PhenolapseError as exc:
             fail(str(exc))
         except OSError as exc:

@@ -11,6 +11,23 @@ import typer
 from phenolapse.cli._common import fail, fail_os
 from phenolapse.errors import PhenolapseError
 
+Stage = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Recompute from this stage on: simulate, ingest, train, embed, temporal, lens, "
+        "compare, report.",
+    ),
+]
+AutoProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars (default: only when stderr is a terminal; otherwise one line per "
+        "stage step).",
+    ),
+]
+
 config_app = typer.Typer(help="Write or check a run configuration.", no_args_is_help=True)
 
 
@@ -32,26 +49,13 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path, typer.Argument(help="YAML configuration (phenolapse config init).")
         ],
-        start: Annotated[
-            str | None,
-            typer.Option(
-                "--from",
-                help="Recompute from this stage on: simulate, ingest, train, embed, temporal, lens, compare, report.",
-            ),
-        ] = None,
+        start: Stage = None,
         until: Annotated[
             str | None,
             typer.Option("--until", help="Stop after this stage (same names as --from)."),
         ] = None,
         out: Annotated[Path | None, typer.Option("--out", help="Override output_dir.")] = None,
-        progress: Annotated[
-            bool | None,
-            typer.Option(
-                "--progress/--no-progress",
-                help="Progress bars (default: only when stderr is a terminal; otherwise one line "
-                "per stage step).",
-            ),
-        ] = None,
+        progress: AutoProgress = None,
     ) -> None:
         """Run the whole analysis; unchanged stages are reused from earlier runs.
 
@@ -86,16 +90,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[
             int, typer.Option(help="Seed of the simulated screen and of training.")
         ] = 0,
-        start: Annotated[
-            str | None, typer.Option("--from", help="Recompute from this stage on.")
-        ] = None,
-        progress: Annotated[
-            bool | None,
-            typer.Option(
-                "--progress/--no-progress",
-                help="Progress bars (default: only when stderr is a terminal).",
-            ),
-        ] = None,
+        start: Stage = None,
+        progress: AutoProgress = None,
     ) -> None:
         """Simulate a tiny screen and run every stage on it; prints where the report is.
 

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from phenolapse.cli._common import fail
+from phenolapse.cli._common import ConfigFile, Progress, config_options, fail
 from phenolapse.errors import PhenolapseError
-from phenolapse.io_utils import read_yaml_mapping
 
 
 class Preset(StrEnum):
@@ -53,27 +52,21 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[
             int | None, typer.Option(help="Worker processes (0: automatic).")
         ] = None,
-        config: Annotated[
-            Path | None,
-            typer.Option(help="YAML file of simulator options (fields of SimulationConfig)."),
-        ] = None,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        config: ConfigFile = None,
+        progress: Progress = True,
     ) -> None:
         """Simulate a phase-contrast time-lapse drug screen: images, plate map, truth.csv."""
         from phenolapse.data.simulator import load_truth, simulate_screen
 
         try:
-            overrides: dict[str, Any] = (
-                read_yaml_mapping(config, what="simulator configuration") if config else {}
+            overrides: dict[str, Any] = config_options(
+                config,
+                scale=scale,
+                image_format=image_format.value if image_format else None,
+                image_size=image_size,
+                workers=workers,
+                progress=progress,
             )
-            flags = {
-                "scale": scale,
-                "image_format": image_format.value if image_format else None,
-                "image_size": image_size,
-                "workers": workers,
-            }
-            overrides.update({k: v for k, v in flags.items() if v is not None})
-            overrides["progress"] = progress
             seed_value = seed if seed is not None else int(overrides.pop("seed", 0))
             overrides.pop("seed", None)
             screen = simulate_screen(out, preset=preset.value, seed=seed_value, **overrides)

@@ -7,7 +7,20 @@ from typing import Annotated, Any
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import (
+    BatchSize,
+    ConfigFile,
+    CropSize,
+    Device,
+    Epochs,
+    ImageSize,
+    OutDir,
+    Progress,
+    Seed,
+    config_from_options,
+    fail,
+    fail_os,
+)
 from phenolapse.errors import PhenolapseError
 
 
@@ -17,26 +30,24 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         manifest: Annotated[Path, typer.Argument(help="Manifest Parquet (`phenolapse ingest`).")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-        config: Annotated[
-            Path | None, typer.Option(help="YAML training configuration (TrainConfig fields).")
-        ] = None,
-        epochs: Annotated[int | None, typer.Option(help="Number of epochs (default 10).")] = None,
-        batch_size: Annotated[int | None, typer.Option(help="Images per batch (64).")] = None,
+        out: OutDir,
+        config: ConfigFile = None,
+        epochs: Epochs = None,
+        batch_size: BatchSize = None,
         lr: Annotated[float | None, typer.Option(help="Adam learning rate (default 1e-3).")] = None,
-        seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+        seed: Seed = None,
         val_fraction: Annotated[
             float | None, typer.Option(help="Fraction of wells held out for validation (0.1).")
         ] = None,
         max_images: Annotated[
             int | None, typer.Option(help="Train on a random subset of this many images.")
         ] = None,
-        image_size: Annotated[int | None, typer.Option(help="Model input size (128).")] = None,
-        crop_size: Annotated[int | None, typer.Option(help="Crop of the raw frame (256).")] = None,
+        image_size: ImageSize = None,
+        crop_size: CropSize = None,
         init_weights: Annotated[
             Path | None, typer.Option(help="Start from these weights instead of random init.")
         ] = None,
-        device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+        device: Device = None,
         amp: Annotated[
             bool | None, typer.Option("--amp/--no-amp", help="bf16 mixed precision (GPU default).")
         ] = None,
@@ -48,6 +59,21 @@ def register(app: typer.Typer) -> None:
             bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
         ] = None,
         num_workers: Annotated[int | None, typer.Option(help="Data-loading workers (0).")] = None,
+        objective: Annotated[
+            str | None,
+            typer.Option(help="reconstruction (the reference), simclr, vicreg or dino."),
+        ] = None,
+        encoder: Annotated[
+            str | None,
+            typer.Option(help="convae (the reference) or resnet (two-view objectives only)."),
+        ] = None,
+        temporal_positives: Annotated[
+            float | None,
+            typer.Option(
+                help="Fraction of pairs whose second view is the same well at the adjacent "
+                "time point (0: none; two-view objectives only)."
+            ),
+        ] = None,
         resume: Annotated[
             bool,
             typer.Option(
@@ -55,15 +81,17 @@ def register(app: typer.Typer) -> None:
                 help="Continue from the run's last checkpoint (settings from its config.yaml).",
             ),
         ] = False,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        progress: Progress = True,
     ) -> None:
-        """Train the ConvAE by multi-crop reconstruction (reference recipe by default).
+        """Train a feature extractor self-supervised (reference: ConvAE, multi-crop reconstruction).
 
+        --objective simclr/vicreg/dino trains on two views per image instead, the ConvAE's
+        encoder or a small ResNet (--encoder resnet), and scores held-out wells every epoch.
         Writes config.yaml, checkpoints/epoch_XXX.pt, history.csv, loss_curve.png and model.pt.
         Under torchrun every process trains a shard (DistributedDataParallel).
         """
         from phenolapse.data.manifest import read_manifest
-        from phenolapse.training.config import TrainConfig, make_config
+        from phenolapse.training.config import TrainConfig
         from phenolapse.training.loop import train as run_training
 
         overrides: dict[str, Any] = {
@@ -79,20 +107,16 @@ def register(app: typer.Typer) -> None:
             "channels_last": channels_last,
             "compile": compile_model,
             "num_workers": num_workers,
+            "objective": objective,
+            "encoder": encoder,
+            "temporal_positives": temporal_positives,
             "progress": progress,
+            "preprocess": {"image_size": image_size, "crop_size": crop_size},
         }
         if resume and config is None and (out / "config.yaml").is_file():
             config = out / "config.yaml"
         try:
-            if config is not None:
-                cfg = TrainConfig.from_yaml(config, **overrides)
-            else:
-                cfg = make_config({k: v for k, v in overrides.items() if v is not None})
-            pre = {"image_size": image_size, "crop_size": crop_size}
-            if any(v is not None for v in pre.values()):
-                given = {k: v for k, v in pre.items() if v is not None}
-                merged = cfg.preprocess.model_dump() | given
-                cfg = make_config(cfg.model_dump() | {"preprocess": merged}, source="options")
+            cfg = config_from_options(TrainConfig, config, section="train", **overrides)
             df = read_manifest(manifest)
             result = run_training(df, out=out, config=cfg, resume=resume)
         except PhenolapseError as exc:
@@ -101,7 +125,11 @@ def register(app: typer.Typer) -> None:
             fail_os(exc, out)
         last = result.history.iloc[-1]
         first = result.history.iloc[0]
+        knn = ""
+        if "val_knn" in result.history and result.history["val_knn"].notna().any():
+            knn = (f"; held-out k-NN balanced accuracy {first['val_knn']:.3f} -> "
+                   f"{last['val_knn']:.3f}")
         typer.echo(
             f"validation loss {first['val_loss']:.5f} (untrained) -> {last['val_loss']:.5f} "
-            f"(epoch {int(last['epoch'])}); weights: {result.model_path}"
+            f"(epoch {int(last['epoch'])}){knn}; weights: {result.model_path}"
         )

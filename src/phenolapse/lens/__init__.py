@@ -1,58 +1,70 @@
-"""Drug classification from single images, and the lens that shows where a drug acts (SPEC 8)."""
+"""Drug classification from single images, and the lens that shows where a drug acts (SPEC 8).
 
-from phenolapse.lens.config import LensConfig, load_lens_config, make_lens_config
-from phenolapse.lens.data import (
-    LensDataError,
-    check_split,
-    load_images,
-    select_classification_images,
-    split_by_well,
-)
-from phenolapse.lens.importance import (
-    MINING_RULES,
-    importance_map,
-    integrated_gradients,
-    mask_overlap,
-    mine_examples,
-)
-from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy, topk_accuracy
-from phenolapse.lens.model import (
-    LinearHead,
-    extract_features,
-    lens_losses,
-    make_lens,
-    predict_proba,
-    train_head,
-    train_lens,
-)
-from phenolapse.lens.run import LensResult, read_lens_source, run_lens
+- :func:`run_lens`: plain and lens heads on held-out wells, their accuracies, paired tests,
+  importance maps and mined examples, written to a folder;
+- :class:`LensConfig`: every option of it;
+- building blocks: :func:`select_classification_images`, :func:`well_split_mask`,
+  :func:`importance_map`, :func:`integrated_gradients`, :func:`mine_examples`,
+  :func:`per_class_accuracy`, :func:`confusion_matrix`, :func:`paired_test`.
+
+Names are imported on first use, so ``import phenolapse.lens`` does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phenolapse.lens.config import LensConfig
+    from phenolapse.lens.data import LensDataError, select_classification_images, well_split_mask
+    from phenolapse.lens.importance import (
+        MINING_RULES,
+        importance_map,
+        integrated_gradients,
+        mine_examples,
+    )
+    from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy
+    from phenolapse.lens.run import LensResult, run_lens
+
+_EXPORTS = {
+    "LensConfig": "phenolapse.lens.config",
+    "LensDataError": "phenolapse.lens.data",
+    "select_classification_images": "phenolapse.lens.data",
+    "well_split_mask": "phenolapse.lens.data",
+    "MINING_RULES": "phenolapse.lens.importance",
+    "importance_map": "phenolapse.lens.importance",
+    "integrated_gradients": "phenolapse.lens.importance",
+    "mine_examples": "phenolapse.lens.importance",
+    "confusion_matrix": "phenolapse.lens.metrics",
+    "paired_test": "phenolapse.lens.metrics",
+    "per_class_accuracy": "phenolapse.lens.metrics",
+    "LensResult": "phenolapse.lens.run",
+    "run_lens": "phenolapse.lens.run",
+}
 
 __all__ = [
     "MINING_RULES",
     "LensConfig",
     "LensDataError",
     "LensResult",
-    "LinearHead",
-    "check_split",
     "confusion_matrix",
-    "extract_features",
     "importance_map",
     "integrated_gradients",
-    "lens_losses",
-    "load_images",
-    "load_lens_config",
-    "make_lens",
-    "make_lens_config",
-    "mask_overlap",
     "mine_examples",
     "paired_test",
     "per_class_accuracy",
-    "predict_proba",
-    "read_lens_source",
     "run_lens",
     "select_classification_images",
-    "split_by_well",
-    "topk_accuracy",
-    "train_head",
-    "train_lens",
+    "well_split_mask",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'phenolapse.lens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

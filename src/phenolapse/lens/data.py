@@ -21,8 +21,8 @@ __all__ = [
     "load_images",
     "select_classification_images",
     "signature_mask_path",
-    "split_by_well",
     "well_groups",
+    "well_split_mask",
 ]
 
 REQUIRED_COLUMNS = ("image_path", *OBSERVATION_KEYS)
@@ -102,7 +102,9 @@ def well_groups(meta: pd.DataFrame) -> np.ndarray:
     return (meta["plate"].astype(str) + "/" + meta["well"].astype(str)).to_numpy()
 
 
-def split_by_well(meta: pd.DataFrame, *, test_fraction: float = 0.25, seed: int = 0) -> np.ndarray:
+def well_split_mask(
+    meta: pd.DataFrame, *, test_fraction: float = 0.25, seed: int = 0
+) -> np.ndarray:
     """Boolean test mask holding out about ``test_fraction`` of each class's wells.
 
     Every class keeps at least one well on each side; a class with a single well cannot be

@@ -6,21 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-
-def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
-    """Fraction of rows whose true label is among the ``k`` highest scores.
-
-    Ties are broken towards the lower class index (a stable sort), so the result is deterministic.
-    """
-    scores = np.asarray(scores)
-    labels = np.asarray(labels)
-    if scores.ndim != 2 or len(scores) != len(labels):
-        raise ValueError(f"scores {scores.shape} and labels {labels.shape} do not match")
-    if len(labels) == 0:
-        return float("nan")
-    k = min(k, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return float((order == labels[:, None]).any(axis=1).mean())
+from phenolapse.comparison.classification import top_k_accuracy
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -38,8 +24,8 @@ def per_class_accuracy(scores: np.ndarray, labels: np.ndarray, classes: list[str
             {
                 "class": name,
                 "n_images": int(sel.sum()),
-                "top1": topk_accuracy(scores[sel], labels[sel], 1) if sel.any() else float("nan"),
-                "top3": topk_accuracy(scores[sel], labels[sel], 3) if sel.any() else float("nan"),
+                "top1": top_k_accuracy(labels[sel], scores[sel], 1) if sel.any() else float("nan"),
+                "top3": top_k_accuracy(labels[sel], scores[sel], 3) if sel.any() else float("nan"),
             }
         )
     return pd.DataFrame(rows)

@@ -238,7 +238,7 @@ def _methods(cfg: Any, manifest: pd.DataFrame | None) -> list[Figure | Table | T
         ),
         (
             f"Drug classification: frozen encoder + linear head on held-out wells ({ln.test_fraction:.0%} of wells), "
-            f"{ln.concentration} concentration(s), last {ln.last_n_timepoints} time points; "
+            f"{ln.concentration} concentration(s), last {ln.last_time_points} time points; "
             f"lens initialised from the extractor, loss BCE + lambda x CE with lambda in {ln.coefs}, seeds {ln.seeds}."
         ),
     ]

@@ -49,6 +49,7 @@ __all__ = [
     "REQUIRED_METADATA",
     "check_profiles",
     "distance_to_control",
+    "distance_to_control_with_replicates",
     "feature_columns",
     "onset_times",
 ]
@@ -231,44 +232,15 @@ def _well_cube(
     return wells, cube
 
 
-def distance_to_control(
+def _distance_tables(
     profiles: pd.DataFrame,
     *,
-    config: DistanceConfig | None = None,
-    feature_cols: list[str] | None = None,
-    return_replicates: bool = False,
-    progress: bool = True,
-) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Distance-to-control curves, one row per (cell line, plate, drug, concentration, time).
-
-    Parameters
-    ----------
-    profiles
-        Profiles table (docs/formats.md): one row per (plate, well, time point).
-    config
-        Metric, bootstrap and null options (:class:`DistanceConfig`).
-    feature_cols
-        Feature columns to use (default: every non-``Metadata_`` column).
-    return_replicates
-        Also return the per-replicate table (one row per well and time point).
-    progress
-        Show a progress bar over plates.
-
-    Returns
-    -------
-    distances : DataFrame
-        ``Metadata_cell_line, Metadata_plate, Metadata_drug, Metadata_concentration_um,
-        Metadata_role, Metadata_time_h, Metadata_control_time_h, Metadata_n_replicates,
-        Metadata_metric`` and ``distance`` (mean vector to control), ``distance_replicate_mean``,
-        ``distance_replicate_sd``, ``distance_replicate_min``, ``distance_replicate_max``,
-        ``distance_ci_low``, ``distance_ci_high`` (bootstrap 95 % band), ``null_distance``,
-        and ``relative_distance``, ``relative_ci_low``, ``relative_ci_high``: the distance and
-        its band in units of the control's own spread (``null_distance``; 1 = the edge of the
-        control band).
-    replicates : DataFrame, optional
-        Per well: the condition keys, ``Metadata_well``, ``Metadata_time_h``,
-        ``Metadata_control_time_h`` and ``distance``.
-    """
+    config: DistanceConfig | None,
+    feature_cols: list[str] | None,
+    return_replicates: bool,
+    progress: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The condition-level distances and, with ``return_replicates``, the per-well ones."""
     cfg = config or DistanceConfig()
     feats = feature_cols if feature_cols is not None else check_profiles(profiles)
     rng = np.random.default_rng(cfg.seed)
@@ -377,7 +349,7 @@ def distance_to_control(
         warnings.warn(
             f"{len(single)} condition(s) have a single replicate well (e.g. {single[:3]}); their "
             "distance has no replicate band (NaN)",
-            stacklevel=2,
+            stacklevel=3,
         )
     out = pd.DataFrame(rows)
     if out.empty:
@@ -396,7 +368,78 @@ def distance_to_control(
             ]
         ]
         return out, reps
-    return out
+    return out, None
+
+
+def distance_to_control(
+    profiles: pd.DataFrame,
+    *,
+    config: DistanceConfig | None = None,
+    feature_cols: list[str] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Distance-to-control curves, one row per (cell line, plate, drug, concentration, time).
+
+    Parameters
+    ----------
+    profiles
+        Profiles table (docs/formats.md): one row per (plate, well, time point).
+    config
+        Metric, bootstrap and null options (:class:`DistanceConfig`).
+    feature_cols
+        Feature columns to use (default: every non-``Metadata_`` column).
+    progress
+        Show a progress bar over plates.
+
+    Returns
+    -------
+    distances : DataFrame
+        ``Metadata_cell_line, Metadata_plate, Metadata_drug, Metadata_concentration_um,
+        Metadata_role, Metadata_time_h, Metadata_control_time_h, Metadata_n_replicates,
+        Metadata_metric`` and ``distance`` (mean vector to control), ``distance_replicate_mean``,
+        ``distance_replicate_sd``, ``distance_replicate_min``, ``distance_replicate_max``,
+        ``distance_ci_low``, ``distance_ci_high`` (bootstrap 95 % band), ``null_distance``,
+        and ``relative_distance``, ``relative_ci_low``, ``relative_ci_high``: the distance and
+        its band in units of the control's own spread (``null_distance``; 1 = the edge of the
+        control band).
+    """
+    return _distance_tables(
+        profiles,
+        config=config,
+        feature_cols=feature_cols,
+        return_replicates=False,
+        progress=progress,
+    )[0]
+
+
+def distance_to_control_with_replicates(
+    profiles: pd.DataFrame,
+    *,
+    config: DistanceConfig | None = None,
+    feature_cols: list[str] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`distance_to_control` and the distance of every replicate well.
+
+    Parameters are those of :func:`distance_to_control`; the same seed gives the same bands.
+
+    Returns
+    -------
+    distances : DataFrame
+        As :func:`distance_to_control`.
+    replicates : DataFrame
+        Per well and time point: the condition keys, ``Metadata_well``, ``Metadata_time_h``,
+        ``Metadata_control_time_h`` and ``distance``.
+    """
+    out, reps = _distance_tables(
+        profiles,
+        config=config,
+        feature_cols=feature_cols,
+        return_replicates=True,
+        progress=progress,
+    )
+    assert reps is not None
+    return out, reps
 
 
 def onset_times(

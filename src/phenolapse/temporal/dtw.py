@@ -652,20 +652,38 @@ def select_k(
     return KSelection(best_k=best_k, scores=scores, results=results, matrix_seconds=matrix_seconds)
 
 
-def cluster_series(X: Any, config: DTWClusterConfig, *, progress: bool = False) -> KSelection:
+def cluster_series(
+    X: Any, config: DTWClusterConfig, *, progress: bool = False, score: bool = True
+) -> KSelection:
     """Cluster with the options of ``config``: fixed ``k``, or k selected from ``config.ks``.
 
-    With a fixed k the returned selection holds that single clustering (its silhouette is still
-    reported when there are more series than clusters).
+    Candidates of ``config.ks`` that do not fit the number of series n (2 <= k < n) are left
+    out; a fixed k above n, or no candidate left, raises :class:`ConfigError`. With a fixed k the
+    returned selection holds that single clustering; its silhouette is reported when there are
+    more series than clusters and ``score`` is true (NaN otherwise, which saves the DTW matrix).
     """
-    if config.k is None:
-        return select_k(X, ks=config.ks, progress=progress, **config.kmeans_options())
     x = _as_matrix(X, "X")
+    n = x.shape[0]
+    if config.k is None:
+        ks = [k for k in config.ks if 2 <= k < n]
+        if not ks:
+            if n < 2:
+                raise ConfigError(f"only {n} series: too few to cluster (need at least 2)")
+            raise ConfigError(
+                f"none of the candidate k {config.ks} fits {n} series (need 2 <= k < n); "
+                "set k or ks"
+            )
+        return select_k(x, ks=ks, progress=progress, **config.kmeans_options())
+    if config.k > n:
+        raise ConfigError(
+            f"k={config.k} clusters requested but only {n} series exist; lower --k or add "
+            "conditions"
+        )
     start = time.perf_counter()
     res = dtw_kmeans(x, k=config.k, **config.kmeans_options())
     seconds = time.perf_counter() - start
     sil = float("nan")
-    if 2 <= config.k < x.shape[0]:
+    if score and 2 <= config.k < n:
         sil = dtw_silhouette(dtw_matrix(x, window=config.window), res.labels)
     scores = pd.DataFrame(
         [

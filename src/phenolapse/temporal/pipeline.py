@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from phenolapse.artefacts import is_store, read_profiles
-from phenolapse.errors import ConfigError, FeatureTableError
+from phenolapse.errors import FeatureTableError
 from phenolapse.io_utils import atomic_write, write_csv, write_parquet
 from phenolapse.normalize import normalize_profiles
 from phenolapse.temporal.annotate import (
@@ -30,7 +30,7 @@ from phenolapse.temporal.annotate import (
 from phenolapse.temporal.config import TemporalConfig
 from phenolapse.temporal.distance import (
     check_profiles,
-    distance_to_control,
+    distance_to_control_with_replicates,
     feature_columns,
     onset_times,
 )
@@ -87,34 +87,16 @@ def _strip(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns={c: c.removeprefix("Metadata_") for c in df.columns})
 
 
-def cluster_series(
+def _cluster(
     series: SeriesSet, config: TemporalConfig
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """DTW k-means of the series; k from the config or chosen by DTW silhouette.
+    """Labels (n,), centroids (k, T) and the k-selection scores (empty when k is fixed)."""
+    from phenolapse.temporal.dtw import cluster_series
 
-    Returns labels (n,), centroids (k, T) and the k-selection scores (empty when k is fixed).
-    """
-    from phenolapse.temporal.dtw import dtw_kmeans, select_k
-
-    c = config.cluster
-    n = len(series)
-    if c.k is not None:
-        if c.k > n:
-            raise ConfigError(
-                f"k={c.k} clusters requested but only {n} series exist; lower --k or add conditions"
-            )
-        res = dtw_kmeans(series.values, k=c.k, **c.kmeans_options())
-        return res.labels, res.centroids, pd.DataFrame()
-    ks = [k for k in c.ks if 2 <= k < n]
-    if not ks:
-        if n < 2:
-            raise ConfigError(f"only {n} series: too few to cluster (need at least 2)")
-        raise ConfigError(
-            f"none of the candidate k {c.ks} fits {n} series (need 2 <= k < n); set k or ks"
-        )
-    sel = select_k(series.values, ks=ks, **c.kmeans_options())
+    sel = cluster_series(series.values, config.cluster, score=False)
     best = sel.results[sel.best_k]
-    return best.labels, best.centroids, sel.scores
+    scores = sel.scores if config.cluster.k is None else pd.DataFrame()
+    return best.labels, best.centroids, scores
 
 
 def growth_from_manifest(
@@ -152,17 +134,11 @@ def analyse(
         warnings.simplefilter("ignore", RuntimeWarning)
         profiles = normalize_profiles(profiles, config=cfg.normalization).profiles
     feats = feature_columns(profiles)
-    dist_out = distance_to_control(
-        profiles,
-        config=cfg.distance,
-        feature_cols=feats,
-        return_replicates=True,
-        progress=cfg.progress,
+    distances, replicates = distance_to_control_with_replicates(
+        profiles, config=cfg.distance, feature_cols=feats, progress=cfg.progress
     )
-    assert isinstance(dist_out, tuple)
-    distances, replicates = dist_out
     series = make_series(distances, config=cfg.series)
-    labels, centroids, k_scores = cluster_series(series, cfg)
+    labels, centroids, k_scores = _cluster(series, cfg)
     cluster_table = cluster_effects_from_centroids(centroids, config=cfg.annotation)
     units = _strip(series.keys.copy())
     units["cluster"] = labels.astype(int)
