@@ -19,6 +19,7 @@ from phenolapse.cli._common import (
     fail_os,
 )
 from phenolapse.errors import PhenolapseError
+from phenolapse.vocabulary import TREATMENT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,7 +112,7 @@ def register(app: typer.Typer) -> None:
             fail(f"invalid option: {exc}")
         except OSError as exc:
             fail_os(exc, out)
-        counts = result.annotations.loc[result.annotations["role"] == "treatment", "effect"]
+        counts = result.annotations.loc[result.annotations["role"] == TREATMENT, "effect"]
         typer.echo(counts.value_counts().to_string())
         typer.echo(
             f"k = {len(result.centroids)} clusters; wrote {len(result.files)} files to {out}"

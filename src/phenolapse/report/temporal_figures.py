@@ -34,12 +34,7 @@ if TYPE_CHECKING:
     from phenolapse.temporal.series import SeriesSet
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-EFFECT_COLORS = {
-    "no_effect": "#BBBBBB",
-    "cytostatic": "#0072B2",
-    "cytotoxic": "#D55E00",
-    "mixed": "#E69F00",
-}
+EFFECT_COLORS = dict(zip(EFFECTS, ["#BBBBBB", "#0072B2", "#D55E00", "#E69F00"], strict=True))
 EFFECT_ORDER = list(EFFECTS)
 FIGURE_NAMES = "figure_names.csv"
 

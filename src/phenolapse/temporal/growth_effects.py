@@ -37,6 +37,7 @@ import pandas as pd
 from phenolapse.temporal.annotate import growth_effect
 from phenolapse.temporal.config import AnnotationConfig
 from phenolapse.temporal.growth import interval_gr, smooth_at
+from phenolapse.vocabulary import CYTOTOXIC, MIXED
 
 ANNOTATION_COLUMNS = [
     "effect",
@@ -169,10 +170,10 @@ def death_call(
     gr_end, gr_late = get("gr_end"), get("gr_late")
     if fell:
         return (
-            ("cytotoxic", "D1:fell_with_death", True)
+            (CYTOTOXIC, "D1:fell_with_death", True)
             if death
             else (
-                "mixed",
+                MIXED,
                 "D2:fell_without_death",
                 False,
             )
@@ -182,10 +183,10 @@ def death_call(
             np.isfinite(gr_end) and gr_end < config.gr_cytotoxic
         )
         if stopped:
-            return "cytotoxic", "D3:stopped_with_death", True
+            return CYTOTOXIC, "D3:stopped_with_death", True
         if np.isfinite(gr_end) and gr_end < config.gr_no_effect:
-            return "mixed", "D4:slowed_with_death", True
-        return "mixed", "D5:death_without_growth_loss", True
+            return MIXED, "D4:slowed_with_death", True
+        return MIXED, "D5:death_without_growth_loss", True
     return base_effect, "D6:no_death", False
 
 
