@@ -1,1 +1,56 @@
-"""Neural feature extractors: the ConvAE and other backbones."""
+"""Neural feature extractors: the ConvAE and other backbones.
+
+- :class:`ConvAE`, :func:`load_convae`, :func:`save_convae`, :func:`read_checkpoint`: the
+  convolutional autoencoder and its weight files;
+- :class:`Extractor`, :func:`load_extractor`: any weights file -> an image feature extractor;
+- :func:`load_pretrained`: published ResNet-50 / ViT networks; :func:`random_convae`: an untrained
+  baseline; :func:`classical_features`: intensity and texture features without a network.
+
+Names are imported on first use, so ``import phenolapse.models`` does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phenolapse.models.backbones import load_pretrained
+    from phenolapse.models.base import Extractor, load_extractor
+    from phenolapse.models.classical import classical_features
+    from phenolapse.models.convae import ConvAE, load_convae, read_checkpoint, save_convae
+    from phenolapse.models.random_init import random_convae
+
+_EXPORTS = {
+    "ConvAE": "phenolapse.models.convae",
+    "load_convae": "phenolapse.models.convae",
+    "save_convae": "phenolapse.models.convae",
+    "read_checkpoint": "phenolapse.models.convae",
+    "Extractor": "phenolapse.models.base",
+    "load_extractor": "phenolapse.models.base",
+    "load_pretrained": "phenolapse.models.backbones",
+    "classical_features": "phenolapse.models.classical",
+    "random_convae": "phenolapse.models.random_init",
+}
+
+__all__ = [
+    "ConvAE",
+    "Extractor",
+    "classical_features",
+    "load_convae",
+    "load_extractor",
+    "load_pretrained",
+    "random_convae",
+    "read_checkpoint",
+    "save_convae",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'phenolapse.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,1 +1,56 @@
-"""The whole analysis as one run: configuration, cached stages, demo."""
+"""The whole analysis as one run: configuration, cached stages, demo.
+
+- :class:`PipelineConfig`, :func:`load_pipeline_config`, :func:`make_pipeline_config`: one validated
+  configuration of every stage; :func:`default_config_text`, :func:`write_default_config`: its
+  commented defaults;
+- :func:`run_pipeline`: run the stages, reusing those whose inputs did not change;
+- :func:`demo_config`: the configuration of ``phenolapse demo``.
+
+Names are imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phenolapse.pipeline.config import (
+        PipelineConfig,
+        default_config_text,
+        load_pipeline_config,
+        make_pipeline_config,
+        write_default_config,
+    )
+    from phenolapse.pipeline.demo import demo_config
+    from phenolapse.pipeline.stages import run_pipeline
+
+_EXPORTS = {
+    "PipelineConfig": "phenolapse.pipeline.config",
+    "load_pipeline_config": "phenolapse.pipeline.config",
+    "make_pipeline_config": "phenolapse.pipeline.config",
+    "default_config_text": "phenolapse.pipeline.config",
+    "write_default_config": "phenolapse.pipeline.config",
+    "run_pipeline": "phenolapse.pipeline.stages",
+    "demo_config": "phenolapse.pipeline.demo",
+}
+
+__all__ = [
+    "PipelineConfig",
+    "default_config_text",
+    "demo_config",
+    "load_pipeline_config",
+    "make_pipeline_config",
+    "run_pipeline",
+    "write_default_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'phenolapse.pipeline' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -14,7 +14,11 @@ analysed; this package never imports torch.
 
 from phenolapse.temporal.annotate import annotate, consensus
 from phenolapse.temporal.config import DTWClusterConfig, TemporalConfig
-from phenolapse.temporal.distance import distance_to_control, nearest_time_index
+from phenolapse.temporal.distance import (
+    distance_to_control,
+    distance_to_control_with_replicates,
+    nearest_time_index,
+)
 from phenolapse.temporal.estimator import DTWKMeans
 from phenolapse.temporal.growth import (
     growth_rate_inhibition,
@@ -35,6 +39,7 @@ __all__ = [
     "annotate",
     "consensus",
     "distance_to_control",
+    "distance_to_control_with_replicates",
     "growth_rate_inhibition",
     "image_confluence",
     "load_profiles",
