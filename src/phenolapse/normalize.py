@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from phenolapse.artefacts import NORMALIZED_NAME as NORMALIZED_NAME  # the file it is written to
 from phenolapse.errors import FeatureTableError
 from phenolapse.vocabulary import NEGATIVE_CONTROL
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution -> its standard deviation
-NORMALIZED_NAME = "profiles_normalized.parquet"
 MIN_REFERENCE_ROWS = 3  # profiles a plate needs for a median and a MAD
 
 

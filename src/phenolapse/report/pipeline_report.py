@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phenolapse.artefacts import read_manifest
 from phenolapse.report.growth_figures import POTENCY_DIR
 from phenolapse.report.html import Figure, Links, Section, Table, Text, write_html
 
@@ -251,7 +252,7 @@ def build_pipeline_report(out_dir: Path, cfg: Any, outputs: dict[str, dict[str, 
     manifest: pd.DataFrame | None = None
     sections: list[Section] = []
     if "ingest" in outputs:
-        manifest = pd.read_parquet(out_dir / outputs["ingest"]["manifest"])
+        manifest = read_manifest(out_dir / outputs["ingest"]["manifest"])
         sections.append(Section(SECTION_TITLES[0], screen_overview(manifest)))
     else:
         sections.append(Section(SECTION_TITLES[0], [Text("No manifest in this run.", "missing")]))
