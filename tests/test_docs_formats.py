@@ -410,6 +410,7 @@ def test_lens_outputs_documented(tmp_path: Path) -> None:
 
     from phenolapse.lens import LensConfig, run_lens
     from phenolapse.models.convae import ConvAE, save_convae
+    from phenolapse.report.lens_figures import write_lens_figures
 
     manifest = _tiny_images(tmp_path / "img")
     torch.manual_seed(0)
@@ -428,6 +429,7 @@ def test_lens_outputs_documented(tmp_path: Path) -> None:
     )
     out = tmp_path / "lens"
     result = run_lens(manifest, weights=weights, out=out, config=cfg)
+    write_lens_figures(result)
     top = {p.name + ("/" if p.is_dir() else "") for p in out.iterdir()}
     assert undocumented(top) == []
     for name in ("confusion_matrix.csv", "confusion_matrix_lens.csv"):

@@ -1,10 +1,15 @@
 """The lens stage end to end: select images, split by well, train plain and lens heads, evaluate.
 
 Outputs in ``out``: ``lens_results.csv`` (held-out top-1/top-3 per seed, lambda and cell line),
-``per_class.csv``, ``paired_tests.csv``, ``confusion_matrix.csv`` / ``confusion_matrix_lens.csv`` /
-``confusion_matrix.png``, ``lens_boxplot.png``, ``importance/`` (image | map panels,
-``examples.csv``, ``signature_overlap.csv``) and ``summary.json`` (configuration, classes, means,
-paired tests, signature overlap).
+``per_class.csv``, ``paired_tests.csv``, ``confusion_matrix.csv`` / ``confusion_matrix_lens.csv``,
+``importance/`` (``examples.csv``, ``signature_overlap.csv``) and ``summary.json`` (configuration,
+classes, means, paired tests, signature overlap). The figures (``confusion_matrix.png``,
+``lens_boxplot.png``, the image | map panels in ``importance/``) are drawn from the returned
+:class:`LensResult` by :func:`phenolapse.report.lens_figures.write_lens_figures`.
+
+:func:`run_lens` reads as its steps: load the screen, extract features, then per seed split the
+wells, fit the heads and, per lambda, the lens; finally mine and measure the importance maps of
+one showcase fit, summarise and write.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +25,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from phenolapse.artefacts import METADATA_NAME, PARQUET_SUFFIXES, read_table
+from phenolapse.comparison.classification import top_k_accuracy
 from phenolapse.data.imageio import preprocess, read_image
 from phenolapse.errors import ConfigError, ManifestError
 from phenolapse.io_utils import write_csv, write_json
 from phenolapse.lens.config import LensConfig
 from phenolapse.lens.data import (
-    CONTROL_ROLES,
     check_split,
     load_images,
     select_classification_images,
     signature_mask_path,
-    split_by_well,
+    well_split_mask,
 )
 from phenolapse.lens.importance import (
     MINING_RULES,
@@ -38,7 +45,7 @@ from phenolapse.lens.importance import (
     mask_overlap,
     mine_examples,
 )
-from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy, topk_accuracy
+from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy
 from phenolapse.lens.model import (
     LinearHead,
     batched,
@@ -49,13 +56,36 @@ from phenolapse.lens.model import (
     train_lens,
 )
 from phenolapse.models.convae import ConvAE, load_convae
+from phenolapse.training.loop import resolve_device
+from phenolapse.vocabulary import CONTROL_ROLES
 
 log = logging.getLogger(__name__)
 
 
+IMPORTANCE_DIR = "importance"
+
+
+@dataclass
+class ImportancePanel:
+    """One chosen example: ``image | importance map [| integrated gradients]``.
+
+    Drawn as ``importance/<name>.png``; ``name`` is the mining rule and a running number.
+    """
+
+    name: str
+    image: np.ndarray  # (C, H, W) at model size
+    importance: np.ndarray  # (H, W)
+    attribution: np.ndarray | None  # (H, W) integrated gradients, when computed
+    title: str
+
+
 @dataclass
 class LensResult:
-    """What :func:`run_lens` computed; the same tables are written to ``out``."""
+    """What :func:`run_lens` computed; the same tables are written to ``out``.
+
+    ``confusion_plain`` and ``confusion_lens`` (per lambda) sum the test predictions over the
+    seeds; ``panels`` are the examples the figures show.
+    """
 
     out: Path
     classes: list[str]
@@ -65,6 +95,9 @@ class LensResult:
     examples: pd.DataFrame
     overlap: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    confusion_plain: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    confusion_lens: dict[float, np.ndarray] = field(default_factory=dict)
+    panels: list[ImportancePanel] = field(default_factory=list)
 
 
 def read_lens_source(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -72,19 +105,15 @@ def read_lens_source(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source.copy()
     path = Path(source)
-    if path.is_dir():
-        meta = path / "metadata.parquet"
-        if not meta.is_file():
-            raise ManifestError(
-                f"{path}: a folder but not a features.zarr store (no metadata.parquet)"
-            )
-        return pd.read_parquet(meta)
-    if not path.is_file():
+    table = path / METADATA_NAME if path.is_dir() else path
+    if path.is_dir() and not table.is_file():
+        raise ManifestError(f"{path}: a folder but not a features.zarr store (no {METADATA_NAME})")
+    if not table.is_file():
         raise ManifestError(f"{path}: manifest or features file not found")
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path)
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
+    if table.suffix.lower() in PARQUET_SUFFIXES:
+        return read_table(table, error=ManifestError)
     raise ManifestError(f"{path}: expected a manifest .parquet/.csv or a features.zarr folder")
 
 
@@ -99,8 +128,8 @@ def evaluate_topk(
         (
             name,
             int(sel.sum()),
-            topk_accuracy(proba[sel], y[sel], 1),
-            topk_accuracy(proba[sel], y[sel], 3),
+            top_k_accuracy(y[sel], proba[sel], 1),
+            top_k_accuracy(y[sel], proba[sel], 3),
         )
         for name, sel in groups
     ]
@@ -125,6 +154,7 @@ def _load_masks(paths: list[Path], config: LensConfig, crop: np.ndarray) -> np.n
 def fit_head_predict(
     x: np.ndarray,
     y: np.ndarray,
+    *,
     train_idx: np.ndarray,
     test_idx: np.ndarray,
     n_classes: int,
@@ -146,6 +176,151 @@ def fit_head_predict(
     return head, proba
 
 
+@dataclass
+class _Screen:
+    """The selected images as the heads and the lens see them: one row per crop."""
+
+    meta: pd.DataFrame  # one row per selected image
+    classes: list[str]
+    control_classes: list[int]
+    images: np.ndarray  # (crops, C, H, W) at model size
+    row_of: np.ndarray  # crop -> row of ``meta``
+    crop: np.ndarray  # crop -> its number within the image
+    y: np.ndarray  # crop -> class index
+    cell_lines: np.ndarray
+    paths: np.ndarray  # crop -> image path
+
+
+@dataclass
+class _Features:
+    """Features of every crop: ``F(x)``; ``F(AE(x))`` and classical ones when configured."""
+
+    plain: np.ndarray
+    reconstruction: np.ndarray | None
+    classical: np.ndarray | None
+
+
+@dataclass
+class _Split:
+    """One seed's split by well: training, test and lens-training crops."""
+
+    seed: int
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    lens_idx: np.ndarray
+
+
+@dataclass
+class _Heads:
+    """The heads one split fits once: plain on ``F(x)``, the comparisons, the lens's start."""
+
+    plain: LinearHead
+    plain_proba: np.ndarray
+    plain_eval: list[tuple[str, int, float, float]]
+    plain_per_class: pd.DataFrame
+    start: LinearHead  # the head the lens starts from (plain, or on F(AE(x)))
+    classical_eval: list[tuple[str, int, float, float]] | None
+    classical_per_class: pd.DataFrame | None
+    reconstruction_eval: list[tuple[str, int, float, float]] | None
+
+
+@dataclass
+class _LensFit:
+    """A lens and its head trained on one split with one lambda, and their test predictions."""
+
+    coef: float
+    lens: ConvAE
+    head: LinearHead
+    final_bce: float
+    final_ce: float
+    proba: np.ndarray
+
+
+@dataclass
+class _Showcase:
+    """The (seed, lambda) whose importance maps are mined, measured and drawn."""
+
+    split: _Split
+    heads: _Heads
+    fit: _LensFit
+
+
+@dataclass
+class _Tally:
+    """Per-fit rows of the result tables and the summed confusion matrices."""
+
+    classes: list[str]
+    coefs: list[float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    class_frames: list[pd.DataFrame] = field(default_factory=list)
+    confusion_plain: np.ndarray = field(init=False)
+    confusion_lens: dict[float, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.classes)
+        self.confusion_plain = np.zeros((n, n), np.int64)
+        self.confusion_lens = {c: np.zeros((n, n), np.int64) for c in self.coefs}
+
+    def add_heads(self, y_test: np.ndarray, heads: _Heads) -> None:
+        """Count the plain head's test predictions of one split."""
+        n = len(self.classes)
+        self.confusion_plain += confusion_matrix(y_test, heads.plain_proba.argmax(1), n)
+
+    def add_lens(self, screen: _Screen, split: _Split, heads: _Heads, fit: _LensFit) -> None:
+        """Rows of ``lens_results.csv`` and ``per_class.csv`` for one (seed, lambda)."""
+        y_test = screen.y[split.test_idx]
+        n = len(self.classes)
+        self.confusion_lens[fit.coef] += confusion_matrix(y_test, fit.proba.argmax(1), n)
+        lens_eval = evaluate_topk(fit.proba, y_test, screen.cell_lines[split.test_idx])
+        for j, ((name, n_test, p1, p3), (_, _, l1, l3)) in enumerate(
+            zip(heads.plain_eval, lens_eval, strict=True)
+        ):
+            extra: dict[str, float] = {}
+            if heads.reconstruction_eval is not None:
+                extra["top1_reconstruction"] = heads.reconstruction_eval[j][2]
+                extra["top3_reconstruction"] = heads.reconstruction_eval[j][3]
+            if heads.classical_eval is not None:
+                extra["top1_classical"] = heads.classical_eval[j][2]
+                extra["top3_classical"] = heads.classical_eval[j][3]
+            self.rows.append(
+                {
+                    "seed": split.seed,
+                    "coef": fit.coef,
+                    "cell_line": name,
+                    "n_test": n_test,
+                    "top1_plain": p1,
+                    "top3_plain": p3,
+                    "top1_lens": l1,
+                    "top3_lens": l3,
+                    "final_bce": fit.final_bce,
+                    "final_ce": fit.final_ce,
+                    **extra,
+                }
+            )
+        pc_lens = per_class_accuracy(fit.proba, y_test, self.classes)
+        frame = heads.plain_per_class.rename(
+            columns={"top1": "top1_plain", "top3": "top3_plain"}
+        ).assign(
+            seed=split.seed,
+            coef=fit.coef,
+            top1_lens=pc_lens["top1"].to_numpy(),
+            top3_lens=pc_lens["top3"].to_numpy(),
+        )
+        if heads.classical_per_class is not None:
+            frame["top1_classical"] = heads.classical_per_class["top1"].to_numpy()
+            frame["top3_classical"] = heads.classical_per_class["top3"].to_numpy()
+        self.class_frames.append(frame)
+
+    def tables(self, *, classical: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``lens_results.csv`` and ``per_class.csv`` as DataFrames."""
+        per_class = pd.concat(self.class_frames, ignore_index=True)
+        columns = ["seed", "coef", "class", "n_images"]
+        columns += ["top1_plain", "top1_lens", "top3_plain", "top3_lens"]
+        if classical:
+            columns += ["top1_classical", "top3_classical"]
+        return pd.DataFrame(self.rows), per_class[columns]
+
+
 def run_lens(
     source: str | Path | pd.DataFrame,
     *,
@@ -154,6 +329,9 @@ def run_lens(
     config: LensConfig | None = None,
 ) -> LensResult:
     """Classify drugs from single images with and without the lens, on held-out wells.
+
+    Writes the tables and ``summary.json`` into ``out``; the figures are drawn from the result
+    by :func:`phenolapse.report.lens_figures.write_lens_figures`.
 
     Parameters
     ----------
@@ -172,183 +350,206 @@ def run_lens(
     meta = select_classification_images(
         read_lens_source(source),
         concentration=config.concentration,
-        last_n_timepoints=config.last_n_timepoints,
+        last_n_timepoints=config.last_time_points,
         include_controls=config.include_controls,
     )
+    ae = weights if isinstance(weights, ConvAE) else load_convae(weights, map_location="cpu")
+    ae = freeze(copy.deepcopy(ae))
+    device = resolve_device(config.device)
+    screen = _load_screen(meta, config=config, in_channels=ae.in_channels)
+    ae.to(device)
+    feats = _extract(screen.images, ae, config=config, device=device)
+    tally = _Tally(screen.classes, list(config.coefs))
+    show: _Showcase | None = None
+    for seed in config.seeds:
+        split = _split(screen, config=config, seed=seed)
+        heads = _fit_heads(screen, feats, split, config=config)
+        tally.add_heads(screen.y[split.test_idx], heads)
+        for coef in config.coefs:
+            fit = _fit_lens(
+                screen, feats, split, heads, ae=ae, coef=coef, config=config, device=device
+            )
+            tally.add_lens(screen, split, heads, fit)
+            if show is None or (show.fit.coef == 0 and coef != 0 and show.split.seed == seed):
+                # the first fit, unless lambda 0 came first: then that seed's first lambda > 0
+                show = _Showcase(split, heads, fit)
+    assert show is not None
+    results, per_class = tally.tables(classical=feats.classical is not None)
+    tests = _paired_tests(results)
+    examples, overlap, panels = _importance(screen, show, ae, config=config, device=device)
+    summary = _summary(config, screen.classes, meta, results, tests, overlap, examples)
+    result = LensResult(
+        out,
+        screen.classes,
+        results,
+        per_class,
+        tests,
+        examples,
+        overlap,
+        summary,
+        confusion_plain=tally.confusion_plain,
+        confusion_lens=tally.confusion_lens,
+        panels=panels,
+    )
+    _write(result)
+    return result
+
+
+def _load_screen(meta: pd.DataFrame, *, config: LensConfig, in_channels: int) -> _Screen:
+    """Load and crop the selected images; class index, cell line and path of every crop."""
     classes = sorted(meta["label"].unique().tolist())
     class_index = {c: i for i, c in enumerate(classes)}
     control_classes = sorted(
         {class_index[c] for c in meta.loc[meta["role"].isin(CONTROL_ROLES), "label"]}
     )
-    ae = weights if isinstance(weights, ConvAE) else load_convae(weights, map_location="cpu")
-    ae = freeze(copy.deepcopy(ae))
-    device = torch.device(config.device)
     images, row_of = load_images(meta, config.preprocess, progress=config.progress)
-    if images.shape[1] != ae.in_channels:
+    if images.shape[1] != in_channels:
         raise ConfigError(
-            f"images have {images.shape[1]} channels but the weights expect {ae.in_channels}; "
+            f"images have {images.shape[1]} channels but the weights expect {in_channels}; "
             f"set preprocess.channels or use matching weights"
         )
-    crop = np.arange(len(row_of)) - np.searchsorted(row_of, row_of)
-    y = meta["label"].map(class_index).to_numpy()[row_of]
-    cell_lines = meta["cell_line"].astype(str).to_numpy()[row_of]
-    extractor = ae.to(device)
-    mode = config.feature_mode
-    turns = config.orientations
-    feats = batched(
-        lambda x: extract_features(extractor, x, mode=mode, orientations=turns),
+    return _Screen(
+        meta=meta,
+        classes=classes,
+        control_classes=control_classes,
+        images=images,
+        row_of=row_of,
+        crop=np.arange(len(row_of)) - np.searchsorted(row_of, row_of),
+        y=meta["label"].map(class_index).to_numpy()[row_of],
+        cell_lines=meta["cell_line"].astype(str).to_numpy()[row_of],
+        paths=meta["image_path"].astype(str).to_numpy()[row_of],
+    )
+
+
+def _extract(
+    images: np.ndarray, ae: ConvAE, *, config: LensConfig, device: torch.device
+) -> _Features:
+    """``F(x)`` of every crop, and ``F(AE(x))`` / classical features when the config asks."""
+    mode, turns = config.feature_mode, config.orientations
+    plain = batched(
+        lambda x: extract_features(ae, x, mode=mode, orientations=turns),
         images,
         batch_size=config.batch_size,
         device=device,
     )
-
-    recon_feats: np.ndarray | None = None
+    reconstruction: np.ndarray | None = None
     if config.head_init == "reconstruction":
-        recon_feats = batched(
-            lambda x: extract_features(extractor, extractor(x), mode=mode, orientations=turns),
+        reconstruction = batched(
+            lambda x: extract_features(ae, ae(x), mode=mode, orientations=turns),
             images,
             batch_size=config.batch_size,
             device=device,
         )
-
     classical: np.ndarray | None = None
     if config.classical_baseline:
         from phenolapse.models.classical import classical_features_batch
 
         classical = classical_features_batch(np.moveaxis(images, 1, -1).clip(0, 1))
+    return _Features(plain=plain, reconstruction=reconstruction, classical=classical)
 
-    result_rows: list[dict[str, Any]] = []
-    class_frames: list[pd.DataFrame] = []
-    n_cls = len(classes)
-    cm_plain = np.zeros((n_cls, n_cls), np.int64)
-    cm_lens = {c: np.zeros((n_cls, n_cls), np.int64) for c in config.coefs}
-    kept: dict[str, Any] = {}
-    for seed in config.seeds:
-        test_rows = split_by_well(meta, test_fraction=config.test_fraction, seed=seed)
-        check_split(meta["label"].to_numpy(), test_rows, classes)
-        test = test_rows[row_of]
-        train_idx = np.flatnonzero(~test)
-        test_idx = np.flatnonzero(test)
-        lens_idx = train_idx
-        if config.max_train_images is not None and len(train_idx) > config.max_train_images:
-            rng = np.random.default_rng(seed)
-            lens_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
 
-        plain, plain_proba = fit_head_predict(feats, y, train_idx, test_idx, n_cls, config, seed)
-        y_test = y[test_idx]
-        cm_plain += confusion_matrix(y_test, plain_proba.argmax(1), n_cls)
-        plain_eval = evaluate_topk(plain_proba, y_test, cell_lines[test_idx])
-        pc_plain = per_class_accuracy(plain_proba, y_test, classes)
-        base_eval = None
-        pc_base: pd.DataFrame | None = None
-        if classical is not None:
-            _, base_proba = fit_head_predict(classical, y, train_idx, test_idx, n_cls, config, seed)
-            base_eval = evaluate_topk(base_proba, y_test, cell_lines[test_idx])
-            pc_base = per_class_accuracy(base_proba, y_test, classes)
-        recon_eval = None
-        head0 = plain
-        if recon_feats is not None:
-            head0, recon_proba = fit_head_predict(
-                recon_feats, y, train_idx, test_idx, n_cls, config, seed
-            )
-            recon_eval = evaluate_topk(recon_proba, y_test, cell_lines[test_idx])
-        for coef in config.coefs:
-            if config.head_init == "random":
-                torch.manual_seed(seed)
-                head0 = LinearHead(
-                    feats.shape[1], n_cls, mean=plain.mean.numpy(), std=plain.std.numpy()
-                )
-            lens, head, hist = train_lens(
-                ae,
-                images[lens_idx],
-                y[lens_idx],
-                n_classes=n_cls,
-                coef=coef,
-                head=head0,
-                detach=config.detach_classification,
-                init=config.init,
-                feature_mode=mode,
-                orientations=turns,
-                epochs=config.epochs,
-                lens_lr=config.lens_lr,
-                head_lr=config.head_lr,
-                batch_size=config.batch_size,
-                seed=seed,
-                device=device,
-                progress=config.progress,
-            )
-            lens_proba = predict_proba(
-                extractor,
-                head,
-                images[test_idx],
-                lens=lens,
-                feature_mode=mode,
-                orientations=turns,
-                device=device,
-            )
-            cm_lens[coef] += confusion_matrix(y_test, lens_proba.argmax(1), n_cls)
-            lens_eval = evaluate_topk(lens_proba, y_test, cell_lines[test_idx])
-            for j, ((name, n, p1, p3), (_, _, l1, l3)) in enumerate(
-                zip(plain_eval, lens_eval, strict=True)
-            ):
-                extra: dict[str, float] = {}
-                if recon_eval is not None:
-                    extra["top1_reconstruction"] = recon_eval[j][2]
-                    extra["top3_reconstruction"] = recon_eval[j][3]
-                if base_eval is not None:
-                    extra["top1_classical"] = base_eval[j][2]
-                    extra["top3_classical"] = base_eval[j][3]
-                result_rows.append(
-                    {
-                        "seed": seed,
-                        "coef": coef,
-                        "cell_line": name,
-                        "n_test": n,
-                        "top1_plain": p1,
-                        "top3_plain": p3,
-                        "top1_lens": l1,
-                        "top3_lens": l3,
-                        "final_bce": hist.bce[-1],
-                        "final_ce": hist.ce[-1],
-                        **extra,
-                    }
-                )
-            pc_lens = per_class_accuracy(lens_proba, y_test, classes)
-            frame = pc_plain.rename(columns={"top1": "top1_plain", "top3": "top3_plain"}).assign(
-                seed=seed,
-                coef=coef,
-                top1_lens=pc_lens["top1"].to_numpy(),
-                top3_lens=pc_lens["top3"].to_numpy(),
-            )
-            if pc_base is not None:
-                frame["top1_classical"] = pc_base["top1"].to_numpy()
-                frame["top3_classical"] = pc_base["top3"].to_numpy()
-            class_frames.append(frame)
-            if not kept or (kept["coef"] == 0 and coef != 0 and kept["seed"] == seed):
-                kept = {
-                    "seed": seed,
-                    "coef": coef,
-                    "lens": lens,
-                    "head": head,
-                    "plain": plain,
-                    "test_idx": test_idx,
-                    "plain_proba": plain_proba,
-                    "lens_proba": lens_proba,
-                }
-    results = pd.DataFrame(result_rows)
-    per_class = pd.concat(class_frames, ignore_index=True)
-    per_class_columns = ["seed", "coef", "class", "n_images"]
-    per_class_columns += ["top1_plain", "top1_lens", "top3_plain", "top3_lens"]
-    if classical is not None:
-        per_class_columns += ["top1_classical", "top3_classical"]
-    per_class = per_class[per_class_columns]
-    tests = _paired_tests(results)
-    examples, overlap = _importance(
-        kept, meta, images, row_of, crop, y, classes, control_classes, extractor, ae, config, out
+def _split(screen: _Screen, *, config: LensConfig, seed: int) -> _Split:
+    """Split the wells (each class in both parts); at most ``max_train_images`` for the lens."""
+    test_rows = well_split_mask(screen.meta, test_fraction=config.test_fraction, seed=seed)
+    check_split(screen.meta["label"].to_numpy(), test_rows, screen.classes)
+    test = test_rows[screen.row_of]
+    train_idx = np.flatnonzero(~test)
+    lens_idx = train_idx
+    if config.max_train_images is not None and len(train_idx) > config.max_train_images:
+        rng = np.random.default_rng(seed)
+        lens_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
+    return _Split(seed=seed, train_idx=train_idx, test_idx=np.flatnonzero(test), lens_idx=lens_idx)
+
+
+def _fit_heads(
+    screen: _Screen, feats: _Features, split: _Split, *, config: LensConfig
+) -> _Heads:
+    """Fit the plain head and the configured comparison heads on one split; score them."""
+    fit = partial(
+        fit_head_predict,
+        y=screen.y,
+        train_idx=split.train_idx,
+        test_idx=split.test_idx,
+        n_classes=len(screen.classes),
+        config=config,
+        seed=split.seed,
     )
-    summary = _summary(config, classes, meta, results, tests, overlap, examples)
-    _write(out, classes, results, per_class, tests, cm_plain, cm_lens, summary)
-    return LensResult(out, classes, results, per_class, tests, examples, overlap, summary)
+    y_test = screen.y[split.test_idx]
+    cell_lines = screen.cell_lines[split.test_idx]
+    plain, plain_proba = fit(feats.plain)
+    classical_eval = classical_per_class = None
+    if feats.classical is not None:
+        _, proba = fit(feats.classical)
+        classical_eval = evaluate_topk(proba, y_test, cell_lines)
+        classical_per_class = per_class_accuracy(proba, y_test, screen.classes)
+    start, reconstruction_eval = plain, None
+    if feats.reconstruction is not None:
+        start, proba = fit(feats.reconstruction)
+        reconstruction_eval = evaluate_topk(proba, y_test, cell_lines)
+    return _Heads(
+        plain=plain,
+        plain_proba=plain_proba,
+        plain_eval=evaluate_topk(plain_proba, y_test, cell_lines),
+        plain_per_class=per_class_accuracy(plain_proba, y_test, screen.classes),
+        start=start,
+        classical_eval=classical_eval,
+        classical_per_class=classical_per_class,
+        reconstruction_eval=reconstruction_eval,
+    )
+
+
+def _fit_lens(
+    screen: _Screen,
+    feats: _Features,
+    split: _Split,
+    heads: _Heads,
+    *,
+    ae: ConvAE,
+    coef: float,
+    config: LensConfig,
+    device: torch.device,
+) -> _LensFit:
+    """Train a lens and its head with weight ``coef`` on the split; predict the test crops."""
+    start = heads.start
+    if config.head_init == "random":
+        torch.manual_seed(split.seed)
+        start = LinearHead(
+            feats.plain.shape[1],
+            len(screen.classes),
+            mean=heads.plain.mean.numpy(),
+            std=heads.plain.std.numpy(),
+        )
+    lens, head, hist = train_lens(
+        ae,
+        screen.images[split.lens_idx],
+        screen.y[split.lens_idx],
+        n_classes=len(screen.classes),
+        coef=coef,
+        head=start,
+        detach=config.detach_classification,
+        init=config.init,
+        feature_mode=config.feature_mode,
+        orientations=config.orientations,
+        epochs=config.epochs,
+        lens_lr=config.lens_lr,
+        head_lr=config.head_lr,
+        batch_size=config.batch_size,
+        seed=split.seed,
+        device=device,
+        progress=config.progress,
+    )
+    proba = predict_proba(
+        ae,
+        head,
+        screen.images[split.test_idx],
+        lens=lens,
+        feature_mode=config.feature_mode,
+        orientations=config.orientations,
+        device=device,
+    )
+    return _LensFit(
+        coef=coef, lens=lens, head=head, final_bce=hist.bce[-1], final_ce=hist.ce[-1], proba=proba
+    )
 
 
 def _paired_tests(results: pd.DataFrame) -> pd.DataFrame:
@@ -373,56 +574,36 @@ def _paired_tests(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _importance(
-    kept: dict[str, Any],
-    meta: pd.DataFrame,
-    images: np.ndarray,
-    row_of: np.ndarray,
-    crop: np.ndarray,
-    y: np.ndarray,
-    classes: list[str],
-    control_classes: list[int],
-    extractor: ConvAE,
-    ae: ConvAE,
-    config: LensConfig,
-    out: Path,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from phenolapse.report.lens_figures import save_importance_panel
-
-    test_idx = kept["test_idx"]
-    lens: ConvAE = kept["lens"]
-    device = torch.device(config.device)
-    x_test = images[test_idx]
+    screen: _Screen, show: _Showcase, ae: ConvAE, *, config: LensConfig, device: torch.device
+) -> tuple[pd.DataFrame, pd.DataFrame, list[ImportancePanel]]:
+    """Importance maps of the showcase fit's test crops: mined examples, overlap with the
+    signature masks, and the panels of the chosen examples (with integrated gradients)."""
+    test_idx = show.split.test_idx
+    lens = show.fit.lens
+    plain_proba, lens_proba = show.heads.plain_proba, show.fit.proba
+    classes, y_test = screen.classes, screen.y[test_idx]
+    x_test = screen.images[test_idx]
     maps = importance_map(
         batched(ae, x_test, batch_size=config.batch_size, device=device),
         batched(lens, x_test, batch_size=config.batch_size, device=device),
         exponent=config.importance_exponent,
     )
     examples = mine_examples(
-        y[test_idx],
-        kept["plain_proba"],
-        kept["lens_proba"],
-        control_classes=control_classes,
+        y_test,
+        plain_proba,
+        lens_proba,
+        control_classes=screen.control_classes,
         margin=config.confidence_margin,
     )
     examples["image"] = test_idx[examples["index"].to_numpy()]
-    paths = meta["image_path"].astype(str).to_numpy()[row_of]
-    examples["image_path"] = paths[examples["image"].to_numpy()]
+    examples["image_path"] = screen.paths[examples["image"].to_numpy()]
     for c in ("label", "plain_pred", "lens_pred"):
         examples[c] = [classes[i] for i in examples[c]]
-    examples.insert(0, "seed", kept["seed"])
-    examples.insert(1, "coef", kept["coef"])
-    imp_dir = out / "importance"
-    imp_dir.mkdir(parents=True, exist_ok=True)
+    examples.insert(0, "seed", show.split.seed)
+    examples.insert(1, "coef", show.fit.coef)
 
-    drug = ~np.isin(y[test_idx], control_classes)
-    mask_paths = [signature_mask_path(p) for p in paths[test_idx[drug]]]
-    masks = _load_masks(mask_paths, config, crop[test_idx[drug]]) if drug.any() else None
-    if masks is not None:
-        ov = mask_overlap(maps[drug], masks)
-        ov.insert(0, "image_path", paths[test_idx[drug]])
-        ov.insert(1, "label", [classes[i] for i in y[test_idx[drug]]])
-    else:
-        ov = pd.DataFrame(columns=["image_path", "label", "inside", "outside", "ratio", "auc"])
+    drug = ~np.isin(y_test, screen.control_classes)
+    overlap = _signature_overlap(screen, test_idx[drug], maps[drug], config=config)
 
     chosen = examples.groupby("rule", sort=True).head(config.importance_examples)
     if chosen.empty and config.importance_examples:
@@ -434,34 +615,47 @@ def _importance(
     if config.integrated_gradients and len(chosen):
         sel = chosen["index"].to_numpy()
         ig_maps = integrated_gradients(
-            extractor,
-            kept["head"],
+            ae,
+            show.fit.head,
             x_test[sel],
-            y[test_idx][sel],
+            y_test[sel],
             lens=lens,
             feature_mode=config.feature_mode,
             orientations=config.orientations,
             steps=config.ig_steps,
         )
+    panels = []
     for j, (_, row) in enumerate(chosen.iterrows()):
         i = int(row["index"])
         title = (
-            f"rule {row['rule']}: {classes[y[test_idx][i]]}  "
-            f"plain {classes[int(kept['plain_proba'][i].argmax())]} "
-            f"({kept['plain_proba'][i, y[test_idx][i]]:.2f})  "
-            f"lens {classes[int(kept['lens_proba'][i].argmax())]} "
-            f"({kept['lens_proba'][i, y[test_idx][i]]:.2f})"
+            f"rule {row['rule']}: {classes[y_test[i]]}  "
+            f"plain {classes[int(plain_proba[i].argmax())]} ({plain_proba[i, y_test[i]]:.2f})  "
+            f"lens {classes[int(lens_proba[i].argmax())]} ({lens_proba[i, y_test[i]]:.2f})"
         )
-        save_importance_panel(
-            x_test[i],
-            maps[i],
-            imp_dir / f"{row['rule']}_{j:03d}.png",
-            title=title,
-            attribution=None if ig_maps is None else ig_maps[j],
+        panels.append(
+            ImportancePanel(
+                name=f"{row['rule']}_{j:03d}",
+                image=x_test[i],
+                importance=maps[i],
+                attribution=None if ig_maps is None else ig_maps[j],
+                title=title,
+            )
         )
-    write_csv(examples, imp_dir / "examples.csv")
-    write_csv(ov, imp_dir / "signature_overlap.csv")
-    return examples, ov
+    return examples, overlap, panels
+
+
+def _signature_overlap(
+    screen: _Screen, idx: np.ndarray, maps: np.ndarray, *, config: LensConfig
+) -> pd.DataFrame:
+    """Overlap of the maps of drug crops ``idx`` with their signature masks (empty without)."""
+    mask_paths = [signature_mask_path(p) for p in screen.paths[idx]]
+    masks = _load_masks(mask_paths, config, screen.crop[idx]) if len(idx) else None
+    if masks is None:
+        return pd.DataFrame(columns=["image_path", "label", "inside", "outside", "ratio", "auc"])
+    overlap = mask_overlap(maps, masks)
+    overlap.insert(0, "image_path", screen.paths[idx])
+    overlap.insert(1, "label", [screen.classes[i] for i in screen.y[idx]])
+    return overlap
 
 
 def _signal_warnings(means: pd.DataFrame, chance_top1: float) -> list[str]:
@@ -526,36 +720,21 @@ def _summary(
     return summary
 
 
-def _write(
-    out: Path,
-    classes: list[str],
-    results: pd.DataFrame,
-    per_class: pd.DataFrame,
-    tests: pd.DataFrame,
-    cm_plain: np.ndarray,
-    cm_lens: dict[float, np.ndarray],
-    summary: dict[str, Any],
-) -> None:
-    from phenolapse.report.lens_figures import plot_confusion_matrices, plot_lens_boxplot
-
-    write_csv(results, out / "lens_results.csv")
-    write_csv(per_class, out / "per_class.csv")
-    write_csv(tests, out / "paired_tests.csv")
-    first = next(iter(cm_lens))
-    write_csv(
-        pd.DataFrame(cm_plain, index=classes, columns=classes).rename_axis("true").reset_index(),
-        out / "confusion_matrix.csv",
-    )
-    write_csv(
-        pd.DataFrame(cm_lens[first], index=classes, columns=classes)
-        .rename_axis("true")
-        .reset_index(),
-        out / "confusion_matrix_lens.csv",
-    )
-    plot_confusion_matrices(
-        {"plain head on F(x)": cm_plain, f"lens head on F(L(x)), lambda={first:g}": cm_lens[first]},
-        classes,
-        out / "confusion_matrix.png",
-    )
-    plot_lens_boxplot(results, out / "lens_boxplot.png")
-    write_json(summary, out / "summary.json")
+def _write(result: LensResult) -> None:
+    """The tables and ``summary.json`` of ``result`` in ``result.out``."""
+    out, classes = result.out, result.classes
+    write_csv(result.results, out / "lens_results.csv")
+    write_csv(result.per_class, out / "per_class.csv")
+    write_csv(result.tests, out / "paired_tests.csv")
+    first = next(iter(result.confusion_lens))
+    for name, cm in (
+        ("confusion_matrix.csv", result.confusion_plain),
+        ("confusion_matrix_lens.csv", result.confusion_lens[first]),
+    ):
+        table = pd.DataFrame(cm, index=classes, columns=classes).rename_axis("true").reset_index()
+        write_csv(table, out / name)
+    imp_dir = out / IMPORTANCE_DIR
+    imp_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(result.examples, imp_dir / "examples.csv")
+    write_csv(result.overlap, imp_dir / "signature_overlap.csv")
+    write_json(result.summary, out / "summary.json")

@@ -273,14 +273,16 @@ def _lens_fp(ctx: StageContext) -> Any:
 
 def _lens_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.lens.run import run_lens
+    from phenolapse.report.lens_figures import write_lens_figures
 
     out = ctx.out_dir / "lens"
-    run_lens(
+    result = run_lens(
         _manifest(ctx),
         weights=_weights(ctx),
         out=out,
         config=_stage_config(ctx, "lens"),
     )
+    write_lens_figures(result)
     return {"dir": "lens", "results": "lens/lens_results.csv"}
 
 

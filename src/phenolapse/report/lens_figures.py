@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from phenolapse.io_utils import atomic_path
+
+if TYPE_CHECKING:
+    from phenolapse.lens.run import LensResult
 
 
 def _save(fig: object, path: Path) -> Path:
@@ -119,3 +123,34 @@ def save_importance_panel(
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def write_lens_figures(result: LensResult) -> list[Path]:
+    """Draw the figures of a lens run into ``result.out``; returns their paths.
+
+    ``confusion_matrix.png`` (plain head and the first lambda's lens head), ``lens_boxplot.png``
+    and one ``importance/<rule>_<n>.png`` panel per chosen example.
+    """
+    from phenolapse.lens.run import IMPORTANCE_DIR
+
+    out = Path(result.out)
+    first = next(iter(result.confusion_lens))
+    matrices = {
+        "plain head on F(x)": result.confusion_plain,
+        f"lens head on F(L(x)), lambda={first:g}": result.confusion_lens[first],
+    }
+    paths = [
+        plot_confusion_matrices(matrices, result.classes, out / "confusion_matrix.png"),
+        plot_lens_boxplot(result.results, out / "lens_boxplot.png"),
+    ]
+    for panel in result.panels:
+        paths.append(
+            save_importance_panel(
+                panel.image,
+                panel.importance,
+                out / IMPORTANCE_DIR / f"{panel.name}.png",
+                title=panel.title,
+                attribution=panel.attribution,
+            )
+        )
+    return paths
