@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from phenolapse.comparison.selection import CONTROL_ROLE, TREATMENT_ROLE
+from phenolapse.lens.metrics import top_k_accuracy
 
 CONTROL_LABEL = "control"
 
@@ -46,35 +47,6 @@ class HeldOutPrediction:
     y: np.ndarray
     proba: np.ndarray
     n_splits: int
-
-
-def top_k_accuracy(labels: np.ndarray, scores: np.ndarray, k: int = 1) -> float:
-    """Fraction of rows whose true class is among the ``k`` highest scores.
-
-    Parameters
-    ----------
-    labels
-        (n,) true class index of every row.
-    scores
-        (n, n_classes) scores or probabilities; ties are broken towards the lower class index
-        (a stable sort), so the result is deterministic.
-    k
-        How many of the highest-scoring classes count as a hit.
-
-    Returns
-    -------
-    float
-        The accuracy; NaN when there are no rows.
-    """
-    labels = np.asarray(labels)
-    scores = np.asarray(scores)
-    if scores.ndim != 2 or len(scores) != len(labels):
-        raise ValueError(f"scores {scores.shape} and labels {labels.shape} do not match")
-    if len(labels) == 0:
-        return float("nan")
-    k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean())
 
 
 def _pipeline(n_features: int, n_train: int, *, pca_components: int, c: float, seed: int

@@ -6,7 +6,34 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from phenolapse.comparison.classification import top_k_accuracy
+
+def top_k_accuracy(labels: np.ndarray, scores: np.ndarray, k: int = 1) -> float:
+    """Fraction of rows whose true class is among the ``k`` highest scores.
+
+    Parameters
+    ----------
+    labels
+        (n,) true class index of every row.
+    scores
+        (n, n_classes) scores or probabilities; ties are broken towards the lower class index
+        (a stable sort), so the result is deterministic.
+    k
+        How many of the highest-scoring classes count as a hit.
+
+    Returns
+    -------
+    float
+        The accuracy; NaN when there are no rows.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or len(scores) != len(labels):
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape} do not match")
+    if len(labels) == 0:
+        return float("nan")
+    k = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 
 from phenolapse.artefacts import METADATA_NAME, PARQUET_SUFFIXES, read_table
-from phenolapse.comparison.classification import top_k_accuracy
 from phenolapse.data.imageio import preprocess, read_image
 from phenolapse.errors import ConfigError, ManifestError
 from phenolapse.io_utils import write_csv, write_json
@@ -45,7 +44,12 @@ from phenolapse.lens.importance import (
     mask_overlap,
     mine_examples,
 )
-from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy
+from phenolapse.lens.metrics import (
+    confusion_matrix,
+    paired_test,
+    per_class_accuracy,
+    top_k_accuracy,
+)
 from phenolapse.lens.model import (
     LinearHead,
     batched,
