@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import (
+    ConfigFile,
+    Device,
+    Figures,
+    LastTimePoints,
+    ManifestFile,
+    OutDir,
+    Progress,
+    Seed,
+    config_from_options,
+    fail,
+    fail_os,
+)
 from phenolapse.errors import PhenolapseError
-from phenolapse.io_utils import read_yaml_mapping
 
 
 def _parse_features(items: list[str]) -> list[tuple[str | None, Path]]:
@@ -28,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def compare(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+        out: OutDir,
         features: Annotated[
             list[str] | None,
             typer.Option(
@@ -46,53 +57,43 @@ def register(app: typer.Typer) -> None:
                 "vit-b8-dino, ... Repeatable.",
             ),
         ] = None,
-        manifest: Annotated[
-            Path | None, typer.Option(help="Manifest Parquet the extractors run on.")
-        ] = None,
-        config: Annotated[
-            Path | None, typer.Option(help="YAML file with comparison settings (CompareConfig).")
-        ] = None,
+        manifest: ManifestFile = None,
+        config: ConfigFile = None,
         weights_dir: Annotated[
             Path | None, typer.Option(help="Folder holding pretrained networks' weight files.")
         ] = None,
-        last_time_points: Annotated[
-            int | None, typer.Option(help="Latest time points per plate the tasks use.")
-        ] = None,
+        last_time_points: LastTimePoints = None,
         embedding: Annotated[
             str | None, typer.Option(help="2-D embedding before HDBSCAN: umap or pca.")
         ] = None,
         cost_images: Annotated[
             int | None, typer.Option(help="Images timed per extractor (0: no timing).")
         ] = None,
-        device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
-        seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+        device: Device = None,
+        seed: Seed = None,
         drop_nan: Annotated[
             bool, typer.Option("--drop-nan", help="Leave out profiles with NaN features.")
         ] = False,
-        figures: Annotated[bool, typer.Option(help="Write one figure per task.")] = True,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        figures: Figures = True,
+        progress: Progress = True,
     ) -> None:
         """Score extractors: replicate retrieval, drug clustering, held-out classification, cost."""
         from phenolapse.comparison import CompareConfig, run_comparison
 
         try:
-            values: dict[str, Any] = {}
-            if config is not None:
-                values = read_yaml_mapping(config, what="compare configuration")
-            overrides = {
-                "weights_dir": weights_dir, "last_time_points": last_time_points,
-                "embedding": embedding, "cost_images": cost_images, "device": device,
-                "seed": seed,
-            }
-            values.update({k: v for k, v in overrides.items() if v is not None})
-            if drop_nan:
-                values["nan_policy"] = "drop"
-            values["figures"] = figures
-            values["progress"] = progress
-            try:
-                cfg = CompareConfig(**values)
-            except ValueError as exc:
-                raise PhenolapseError(f"invalid comparison settings: {exc}") from exc
+            cfg = config_from_options(
+                CompareConfig,
+                config,
+                weights_dir=weights_dir,
+                last_time_points=last_time_points,
+                embedding=embedding,
+                cost_images=cost_images,
+                device=device,
+                seed=seed,
+                nan_policy="drop" if drop_nan else None,
+                figures=figures,
+                progress=progress,
+            )
             result = run_comparison(
                 out=out,
                 features=_parse_features(features or []),
