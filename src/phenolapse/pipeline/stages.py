@@ -42,9 +42,8 @@ def _rel(ctx: StageContext, path: Path) -> str:
 
 
 def _stage_config(ctx: StageContext, section: str) -> Any:
-    """A stage's own configuration with the run's shared ``preprocess`` put in."""
-    cfg = _cfg(ctx)
-    return getattr(cfg, section).model_copy(update={"preprocess": cfg.preprocess})
+    """A stage's own configuration with the run's ``preprocess`` under its own keys."""
+    return _cfg(ctx).stage_config(section)
 
 
 def _config_fp(config: Any) -> Any:
