@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from phenolapse.artefacts import require_columns
 from phenolapse.errors import FeatureTableError
 from phenolapse.io_utils import write_csv
 from phenolapse.report.growth_figures import POTENCY_DIR, draw_potency_figures
 from phenolapse.temporal.growth_course import gr_metrics_over_time, prepare, time_course_gr
+from phenolapse.vocabulary import OBSERVATION_KEYS
 
 log = logging.getLogger("phenolapse.pipeline")
 __all__ = ["MAX_TIME_POINTS", "POTENCY_DIR", "potency_over_time", "write_potency"]
@@ -59,10 +61,8 @@ def potency_over_time(
         ``cell_line, plate, drug, time_h`` and the GR metric columns (``GR50``, ``GRmax`` ...);
         time points before drug addition (and at it: GR is undefined there) are left out.
     """
-    need = ["cell_line", "plate", "well", "time_h", "drug", "concentration_um", "role"]
-    missing = [c for c in [*need, "confluence"] if c not in growth.columns]
-    if missing:
-        raise FeatureTableError(f"growth table lacks column(s) {missing}")
+    need = OBSERVATION_KEYS
+    require_columns(growth, [*need, "confluence"], message="growth table lacks column(s) {missing}")
     long = growth[need].assign(metric="confluence", value=growth["confluence"].to_numpy())
     df = prepare(long, tolerance_h=tolerance_h)
     keep = np.zeros(len(df), dtype=bool)

@@ -38,7 +38,7 @@ from phenolapse.data.incucyte import GROWTH_COLUMNS
 from phenolapse.errors import FeatureTableError, ManifestError, PlateMapError
 from phenolapse.temporal.config import GrowthConfig
 from phenolapse.temporal.distance import nearest_time_index
-from phenolapse.vocabulary import NEGATIVE_CONTROL
+from phenolapse.vocabulary import NEGATIVE_CONTROL, UNIT_KEYS
 
 N_BINS = 1000
 
@@ -237,7 +237,7 @@ def growth_rate_inhibition(
         c_vals = c_mean.to_numpy(dtype=np.float64)
         x0c = c_vals[int(np.argmin(np.abs(c_times)))]
         treated = on_plate[on_plate["role"] != NEGATIVE_CONTROL]
-        keys = ["cell_line", "plate", "drug", "concentration_um", "role"]
+        keys = UNIT_KEYS
         for key, grp in treated.groupby(keys, sort=True, dropna=False):
             per_t = grp.groupby("time_h", sort=True)[value].agg(["mean", "count"])
             t = per_t.index.to_numpy(dtype=np.float64)
@@ -303,7 +303,7 @@ def gr_summary(gr_table: pd.DataFrame, *, end_fraction: float = 0.2) -> pd.DataF
     ``confluence_max`` (max after 0 h), ``confluence_end`` (mean over the last points),
     ``fall_ratio`` (end / max) and ``end_ratio`` (end / start).
     """
-    keys = ["cell_line", "plate", "drug", "concentration_um", "role"]
+    keys = UNIT_KEYS
     rows = []
     for key, grp in gr_table[gr_table["time_h"] > 0].groupby(keys, sort=True, dropna=False):
         grp = grp.sort_values("time_h")
