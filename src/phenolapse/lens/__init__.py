@@ -12,8 +12,9 @@ Names are imported on first use, so ``import phenolapse.lens`` does not import t
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from phenolapse._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from phenolapse.lens.config import LensConfig
@@ -60,11 +61,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'phenolapse.lens' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

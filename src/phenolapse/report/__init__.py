@@ -10,8 +10,9 @@ Names are imported on first use, so ``import phenolapse.report`` does not import
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from phenolapse._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from phenolapse.report.comparison_figures import write_comparison_figures
@@ -45,11 +46,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'phenolapse.report' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -1,0 +1,31 @@
+"""Lazy package exports: a name is imported from its module on first use.
+
+Packages whose modules need heavy dependencies (torch, matplotlib) export their public names this
+way, so that importing one torch-free module of the package stays torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from importlib import import_module
+from typing import Any
+
+
+def lazy_exports(
+    package: str, exports: Mapping[str, str], names: Sequence[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Module ``__getattr__`` and ``__dir__`` for ``package``.
+
+    ``exports`` maps each public name to the module that defines it; ``names`` is the package's
+    ``__all__``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return list(names)
+
+    return __getattr__, __dir__
