@@ -61,6 +61,20 @@ _CONDITION = re.compile(r"^\s*(.*?)\s+([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([a-zA
 _CHANNEL_SUFFIX = re.compile(r"(?:_confluence)?_(phase|red|green|blue|nir|overlap)$", re.IGNORECASE)
 
 
+
+def _to_numbers(df: pd.DataFrame, columns: list[str], *, source: object) -> None:
+    """Make ``columns`` of ``df`` numeric in place; a cell that is no number is an error naming
+    its file row (blank cells become NaN)."""
+    for col in columns:
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() & df[col].notna() & (df[col].astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise FeatureTableError(
+                f"{source}, row {i + 2}: {col} {df[col].iloc[i]!r} is not a number"
+            )
+        df[col] = num
+
 def canonical_well(name: str) -> str | None:
     """``"A01"`` -> ``"A1"``; None when ``name`` is not a well id."""
     m = _WELL.match(str(name))
@@ -463,15 +477,7 @@ def read_long_table(path: str | Path) -> pd.DataFrame:
     df = df.copy()
     if "plate" not in df.columns:
         df["plate"] = path.stem
-    for col in ("time_h", "value"):
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = num.isna() & df[col].notna() & (df[col].astype(str).str.strip() != "")
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise FeatureTableError(
-                f"{path}, row {i + 2}: {col} {df[col].iloc[i]!r} is not a number"
-            )
-        df[col] = num
+    _to_numbers(df, ["time_h", "value"], source=path)
     if df["time_h"].isna().any():
         i = int(np.flatnonzero(df["time_h"].isna().to_numpy())[0])
         raise FeatureTableError(f"{path}, row {i + 2}: time_h is empty")
@@ -521,15 +527,7 @@ def check_gr_table(df: pd.DataFrame, *, source: str = "GR table") -> pd.DataFram
             f"cell_count, cell_count__ctrl, cell_count__time0 (found {list(df.columns)})"
         )
     numeric = [c for c in df.columns if c == "concentration" or c == "time" or "_count" in c]
-    for col in numeric:
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = num.isna() & df[col].notna() & (df[col].astype(str).str.strip() != "")
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise FeatureTableError(
-                f"{source}, row {i + 2}: {col} {df[col].iloc[i]!r} is not a number"
-            )
-        df[col] = num
+    _to_numbers(df, numeric, source=source)
     if "drug" not in df.columns:
         df["drug"] = ""
     if "cell_line" not in df.columns:
