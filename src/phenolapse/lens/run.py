@@ -381,7 +381,15 @@ def run_lens(
     results, per_class = tally.tables(classical=feats.classical is not None)
     tests = _paired_tests(results)
     examples, overlap, panels = _importance(screen, show, ae, config=config, device=device)
-    summary = _summary(config, screen.classes, meta, results, tests, overlap, examples)
+    summary = _summary(
+        config,
+        classes=screen.classes,
+        meta=meta,
+        results=results,
+        tests=tests,
+        overlap=overlap,
+        examples=examples,
+    )
     result = LensResult(
         out,
         screen.classes,
@@ -686,6 +694,7 @@ def _signal_warnings(means: pd.DataFrame, chance_top1: float) -> list[str]:
 
 def _summary(
     config: LensConfig,
+    *,
     classes: list[str],
     meta: pd.DataFrame,
     results: pd.DataFrame,
