@@ -1,7 +1,9 @@
 """The extractors a comparison can run, named by short specs such as ``resnet50-dino=PATH``.
 
-Spec grammar: ``[LABEL:]KIND[=PATH]``. ``KIND`` is ``convae`` (trained weights at ``PATH``),
-``random-convae`` (untrained, seeded), ``classical`` (intensity/texture features), or a
+Spec grammar: ``[LABEL:]KIND[=PATH]``. ``KIND`` is ``convae`` or ``trained`` (weights written by
+``phenolapse train`` at ``PATH``, any objective and encoder, or the published ConvAE),
+``random-convae`` / ``random-resnet`` (untrained, seeded), ``classical`` (intensity/texture
+features), or a
 pretrained network of :data:`phenolapse.models.backbones.PRETRAINED` (``resnet50``,
 ``resnet50-swav``, ``resnet50-dino``, ``vit-s8-dino``, ``vit-b8-dino``, ...), whose ``PATH`` is
 its weights file or a folder holding the published file name. ``LABEL`` names the extractor in
@@ -18,11 +20,10 @@ import torch
 
 from phenolapse.errors import CheckpointError, ConfigError
 from phenolapse.models.backbones import PRETRAINED, load_pretrained
-from phenolapse.models.base import ConvAEExtractor, ConvAEFeatures, Extractor
-from phenolapse.models.convae import load_convae
-from phenolapse.models.random_init import random_convae_extractor
+from phenolapse.models.base import ConvAEFeatures, Extractor, ResNetExtractor, load_extractor
+from phenolapse.models.random_init import random_convae_extractor, random_resnet
 
-SIMPLE_KINDS = ("convae", "random-convae", "classical")
+SIMPLE_KINDS = ("convae", "trained", "random-convae", "random-resnet", "classical")
 """Extractor kinds that need no pretrained network."""
 
 
@@ -44,9 +45,9 @@ def parse_extractor_spec(text: str) -> ExtractorSpec:
     known = (*SIMPLE_KINDS, *sorted(PRETRAINED))
     if kind not in known:
         raise ConfigError(f"unknown extractor {kind!r} in {text!r}; known: {', '.join(known)}")
-    if kind == "convae" and not path:
+    if kind in ("convae", "trained") and not path:
         raise ConfigError(
-            f"extractor {text!r}: the trained ConvAE needs its weights file (convae=PATH)"
+            f"extractor {text!r}: a trained extractor needs its weights file ({kind}=PATH)"
         )
     return ExtractorSpec(label=label, kind=kind, path=Path(path) if path else None)
 
@@ -118,18 +119,21 @@ def build_extractor(
     if isinstance(spec, str):
         spec = parse_extractor_spec(spec)
     ext: Extractor
-    if spec.kind == "convae":
+    if spec.kind in ("convae", "trained"):
         assert spec.path is not None
         if not spec.path.is_file():
             raise CheckpointError(
-                f"{spec.label}: ConvAE weights file {spec.path} not found (give the file written "
+                f"{spec.label}: weights file {spec.path} not found (give the file written "
                 f"by 'phenolapse train' or the published trained_model.torch)"
             )
-        ext = ConvAEExtractor(
-            load_convae(spec.path),
-            input_size=input_size or 128,
+        ext = load_extractor(
+            spec.path, input_size=input_size, name=spec.label, features=convae_features
+        )
+    elif spec.kind == "random-resnet":
+        ext = ResNetExtractor(
+            random_resnet(seed=seed, in_channels=in_channels),
+            input_size=input_size or 64,
             name=spec.label,
-            features=convae_features,
         )
     elif spec.kind == "random-convae":
         ext = random_convae_extractor(

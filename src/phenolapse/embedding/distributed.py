@@ -46,7 +46,7 @@ from phenolapse.embedding.extract import (
 )
 from phenolapse.embedding.store import output_lock
 from phenolapse.errors import ConfigError
-from phenolapse.models.base import ConvAEExtractor, Extractor
+from phenolapse.models.base import Extractor, load_extractor
 
 
 def split_rows(rows: np.ndarray, chunk_rows: int, n_shards: int) -> list[np.ndarray]:
@@ -79,7 +79,7 @@ def _run_shard(
 
     config = EmbedConfig.model_validate(config_json)
     extractor = (
-        ConvAEExtractor.from_file(
+        load_extractor(
             model, input_size=config.preprocess.image_size, features=config.convae_features
         )
         if isinstance(model, str)

@@ -53,7 +53,7 @@ from phenolapse.errors import (
     ManifestError,
     PhenolapseError,
 )
-from phenolapse.models.base import ConvAEExtractor, Extractor
+from phenolapse.models.base import Extractor, load_extractor
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def resolve_extractor(
         raise ConfigError("give exactly one of 'weights' (ConvAE weights file) or 'extractor'")
     if extractor is None:
         assert weights is not None
-        extractor = ConvAEExtractor.from_file(
+        extractor = load_extractor(
             weights,
             input_size=config.preprocess.image_size,
             features=config.convae_features,

@@ -31,10 +31,12 @@ from phenolapse.models.convae import (
     ConvAEFeatures,
     load_convae,
     pooled_encoder_features,
+    read_checkpoint,
     pooled_feature_count,
     stats_encoder_features,
     stats_feature_count,
 )
+from phenolapse.models.resnet import SmallResNet, is_resnet_checkpoint, resnet_from_checkpoint
 
 
 class Extractor(nn.Module):
@@ -147,3 +149,68 @@ class ConvAEExtractor(Extractor):
             return stats_encoder_features(self.encoder, x)
         z: torch.Tensor = self.encoder(x)
         return torch.flatten(z, start_dim=1)
+
+
+class ResNetExtractor(Extractor):
+    """A self-supervised :class:`~phenolapse.models.resnet.SmallResNet` as an extractor.
+
+    Features: the mean over space of every stage's output (position-free; 480 numbers with the
+    default widths). Any input side divisible by 16 works; ``input_size`` is the side the
+    pipeline should deliver (the training image size by default).
+    """
+
+    def __init__(self, model: SmallResNet, *, input_size: int = 64, name: str = "resnet") -> None:
+        super().__init__()
+        if input_size % 16:
+            raise ConfigError(f"ResNet input size must be divisible by 16, got {input_size}")
+        self.model = model
+        self.name = name
+        self.feature_prefix = name
+        self.in_channels = int(model.in_channels)
+        self.input_size = int(input_size)
+        self.n_features = int(model.n_features)
+        self.eval()
+
+    def describe(self) -> dict[str, Any]:
+        """As :meth:`Extractor.describe`, plus the encoder's stage widths."""
+        return {**super().describe(), "encoder": "resnet", "widths": list(self.model.widths)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-stage spatial means of images ``x`` in [0, 1]."""
+        out: torch.Tensor = self.model(self.match_channels(x))
+        return out
+
+
+def load_extractor(
+    path: str | Path,
+    *,
+    input_size: int | None = None,
+    name: str | None = None,
+    features: ConvAEFeatures = "stats",
+) -> Extractor:
+    """The extractor a weights file holds: ConvAE (published or trained) or trained ResNet.
+
+    Parameters
+    ----------
+    path
+        File written by ``phenolapse train`` (any objective or encoder) or the published ConvAE
+        weights; read with ``weights_only=True``.
+    input_size
+        Input side; default 128 for the ConvAE, the training image size for the ResNet.
+    name
+        Identifier and feature-column prefix; default ``convae`` or ``resnet``.
+    features
+        Which ConvAE features (``latent``, ``pooled``, ``stats``); ignored for the ResNet.
+    """
+    obj = read_checkpoint(path, map_location="cpu")
+    if is_resnet_checkpoint(obj):
+        size = input_size or int(obj.get("image_size") or 64)
+        return ResNetExtractor(
+            resnet_from_checkpoint(obj, path), input_size=size, name=name or "resnet"
+        )
+    return ConvAEExtractor(
+        load_convae(path, map_location="cpu"),
+        input_size=input_size or 128,
+        name=name or "convae",
+        features=features,
+    )

@@ -10,6 +10,7 @@ import torch
 
 from phenolapse.models.base import ConvAEExtractor, ConvAEFeatures
 from phenolapse.models.convae import ConvAE
+from phenolapse.models.resnet import DEFAULT_WIDTHS, SmallResNet
 
 
 def random_convae(*, seed: int = 0, in_channels: int = 1) -> ConvAE:
@@ -39,3 +40,21 @@ def random_convae_extractor(
         name=name,
         features=features,
     )
+
+
+def random_resnet(
+    *, seed: int = 0, in_channels: int = 1, widths: tuple[int, ...] = DEFAULT_WIDTHS
+) -> SmallResNet:
+    """A :class:`SmallResNet` with the initialisation drawn from ``seed``, in eval mode.
+
+    The same draw as the start of a ``phenolapse train --encoder resnet`` run with that seed, so
+    it is the trained encoder's exact random-init twin.
+    """
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = SmallResNet(in_channels=in_channels, widths=widths)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    model.eval()
+    return model

@@ -120,6 +120,15 @@ class TrainConfig(BaseModel):
     init_weights: Path | None = None
     max_images: int | None = Field(default=None, ge=1)
     progress: bool = True
+    objective: Literal["reconstruction", "simclr", "vicreg", "dino"] = "reconstruction"
+    encoder: Literal["convae", "resnet"] = "convae"
+    resnet_widths: list[int] = Field(default_factory=lambda: [32, 64, 128, 256], min_length=1)
+    temperature: float = Field(default=0.2, gt=0)
+    view_fraction: float = Field(default=0.75, gt=0, le=1)
+    jitter: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    temporal_positives: float = Field(default=0.0, ge=0, le=1)
+    temporal_max_gap_h: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -135,6 +144,10 @@ class TrainConfig(BaseModel):
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.objective == "reconstruction" and self.encoder != "convae":
+            raise ValueError("the reconstruction objective needs the ConvAE (it has the decoder)")
+        if self.objective == "reconstruction" and self.temporal_positives > 0:
+            raise ValueError("temporal_positives apply to the two-view objectives only")
         return self
 
     @property

@@ -47,7 +47,7 @@ LOCK_NAME = ".phenolapse-train.lock"
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = [
-    "epoch", "train_loss", "val_loss", "val_loss_floor", "val_mse", "lr", "seconds"
+    "epoch", "train_loss", "val_loss", "val_loss_floor", "val_mse", "val_knn", "lr", "seconds"
 ]
 _CKPT_RE = re.compile(r"^epoch_(\d{3,})\.pt$")
 # Settings that may change between a run and its resumption without changing the result.
@@ -67,7 +67,9 @@ class TrainResult:
     history
         One row per epoch (epoch 0: the untrained model), columns :data:`HISTORY_COLUMNS`;
         ``val_loss_floor`` is the BCE of a perfect reconstruction (the inputs' own entropy), the
-        lower bound of ``val_loss``.
+        lower bound of ``val_loss``; ``val_knn`` the held-out wells' k-NN balanced accuracy of
+        the encoder's pooled features (:class:`phenolapse.training.ssl.Probe`; NaN without
+        condition labels). Two-view objectives write ``SSL_HISTORY_COLUMNS`` instead.
     model
         The trained model on the CPU, in eval mode.
     """
@@ -75,7 +77,7 @@ class TrainResult:
     run_dir: Path
     model_path: Path
     history: pd.DataFrame
-    model: ConvAE
+    model: nn.Module
 
 
 @dataclass
@@ -203,7 +205,8 @@ def _load_last_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] 
         if not isinstance(ckpt, dict) or not {"model", "optimizer", "epoch", "config"} <= set(ckpt):
             log.warning("skipping %s: not a training checkpoint", path)
             continue
-        saved = ckpt["config"]
+        # settings added since the checkpoint was written take their defaults
+        saved = {**TrainConfig().model_dump(mode="json"), **ckpt["config"]}
         now = config.model_dump(mode="json")
         differ = sorted(
             k
@@ -284,6 +287,11 @@ def _train(
 ) -> TrainResult:
     """:func:`train` without the folder lock."""
     config = config or TrainConfig()
+    if config.objective != "reconstruction":
+        from phenolapse.training.ssl import train_ssl
+
+        result: TrainResult = train_ssl(manifest, out=out, config=config, resume=resume)
+        return result
     if list_checkpoints(out) and not resume:
         raise ConfigError(
             f"{out} already holds checkpoints of a run; pass resume=True (--resume) to continue it "
@@ -380,14 +388,24 @@ def _train(
             num_workers=config.num_workers, pin_memory=pin,
         )
 
+    from phenolapse.training.ssl import ConvAEEncoder, load_probe
+
+    probe = (
+        load_probe(manifest, train_idx, val_idx, config, ranges)
+        if val_store is not None and is_main else None
+    )
+
     def validate() -> dict[str, float]:
         if val_loader is None:
-            return {"val_loss": math.nan, "val_loss_floor": math.nan, "val_mse": math.nan}
+            return {"val_loss": math.nan, "val_loss_floor": math.nan, "val_mse": math.nan,
+                    "val_knn": math.nan}
         model.eval()
         sums = evaluate(model, val_loader, device, amp=amp, channels_last=channels_last)
         bce, floor, mse, n_all = _all_reduce_sum([float(v) for v in sums], dist, device)
+        knn = probe.score(ConvAEEncoder(model), device) if probe is not None else math.nan
         model.train()
-        return {"val_loss": bce / n_all, "val_loss_floor": floor / n_all, "val_mse": mse / n_all}
+        return {"val_loss": bce / n_all, "val_loss_floor": floor / n_all, "val_mse": mse / n_all,
+                "val_knn": knn}
 
     def record(row: dict[str, float]) -> None:
         nonlocal history
