@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
 
+from phenolapse.errors import PhenolapseError
 from phenolapse.stage_config import merge_options, read_config_mapping, validate_config
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,6 +26,25 @@ def fail_os(exc: OSError, target: Path, what: str = "the output") -> NoReturn:
     """Report a file-system error (e.g. an output path that is a file) naming the path."""
     cause = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else str(exc)
     fail(f"{target}: cannot write {what} there ({cause}); choose another path")
+
+
+@contextmanager
+def reported_errors(out: Path, *, invalid_values: bool = False) -> Iterator[None]:
+    """Report the package's errors as one line on stderr and exit with code 2 (no traceback).
+
+    A file-system error names ``out``; with ``invalid_values`` a ``ValueError`` is reported as an
+    invalid option.
+    """
+    try:
+        yield
+    except PhenolapseError as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        if not invalid_values:
+            raise
+        fail(f"invalid option: {exc}")
+    except OSError as exc:
+        fail_os(exc, out)
 
 
 def config_options(

@@ -17,10 +17,8 @@ from phenolapse.cli._common import (
     Progress,
     Seed,
     config_from_options,
-    fail,
-    fail_os,
+    reported_errors,
 )
-from phenolapse.errors import PhenolapseError
 
 
 def _parse_features(items: list[str]) -> list[tuple[str | None, Path]]:
@@ -80,7 +78,7 @@ def register(app: typer.Typer) -> None:
         """Score extractors: replicate retrieval, drug clustering, held-out classification, cost."""
         from phenolapse.comparison import CompareConfig, run_comparison
 
-        try:
+        with reported_errors(out):
             cfg = config_from_options(
                 CompareConfig,
                 config,
@@ -106,10 +104,6 @@ def register(app: typer.Typer) -> None:
 
                 drawn = write_comparison_figures(result.table, result.details, out)
                 result.paths.update({f"figure_{task}": p for task, p in drawn.items()})
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail_os(exc, out)
         for name, n in result.dropped.items():
             if n:
                 typer.secho(

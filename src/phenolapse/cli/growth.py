@@ -13,10 +13,8 @@ from phenolapse.cli._common import (
     OutDir,
     Platemap,
     config_from_options,
-    fail,
-    fail_os,
+    reported_errors,
 )
-from phenolapse.errors import PhenolapseError
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +73,7 @@ def register(app: typer.Typer) -> None:
             write_growth,
         )
 
-        try:
+        with reported_errors(out, invalid_values=True):
             doublings = None
             if cut_doublings is not None:
                 doublings = [float(v) for v in cut_doublings.split(",")]
@@ -105,12 +103,6 @@ def register(app: typer.Typer) -> None:
                 figs = draw_growth_figures(result, out / "figures", figure_times=cfg.figure_times)
             files += figs
             files.append(write_growth_report(result, out, figures=figs, inputs=inputs, config=cfg))
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except ValueError as exc:
-            fail(f"invalid option: {exc}")
-        except OSError as exc:
-            fail_os(exc, out)
         if not result.annotations.empty:
             typer.echo(result.annotations["effect"].value_counts().to_string())
         typer.echo(f"wrote {len(files)} files to {out}")

@@ -17,10 +17,8 @@ from phenolapse.cli._common import (
     OutDir,
     Progress,
     config_from_options,
-    fail,
-    fail_os,
+    reported_errors,
 )
-from phenolapse.errors import PhenolapseError
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from phenolapse.lens import LensConfig, run_lens
         from phenolapse.report.lens_figures import write_lens_figures
 
-        try:
+        with reported_errors(out):
             cfg = config_from_options(
                 LensConfig,
                 config,
@@ -89,10 +87,6 @@ def register(app: typer.Typer) -> None:
             )
             result = run_lens(source, weights=weights, out=out, config=cfg)
             write_lens_figures(result)
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail_os(exc, out)
         tests = result.tests
         for _, row in tests.iterrows():
             typer.echo(

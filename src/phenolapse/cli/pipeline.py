@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from phenolapse.cli._common import fail, fail_os
+from phenolapse.cli._common import fail, fail_os, reported_errors
 from phenolapse.errors import PhenolapseError
 
 Stage = Annotated[
@@ -101,15 +101,11 @@ def register(app: typer.Typer) -> None:
         from phenolapse.pipeline.stages import run_pipeline
 
         t0 = time.perf_counter()
-        try:
+        with reported_errors(out):
             cfg, notes = without_missing_extras(demo_config(out.resolve(), seed=seed))
             for note in notes:
                 typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
             reports = run_pipeline(cfg, start=start, echo=typer.echo, progress=progress)
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail_os(exc, out)
         _summary(reports, out.resolve(), time.perf_counter() - t0)
 
     @config_app.command("init")

@@ -15,10 +15,8 @@ from phenolapse.cli._common import (
     Platemap,
     Progress,
     config_from_options,
-    fail,
-    fail_os,
+    reported_errors,
 )
-from phenolapse.errors import PhenolapseError
 from phenolapse.vocabulary import TREATMENT
 
 if TYPE_CHECKING:
@@ -73,7 +71,7 @@ def register(app: typer.Typer) -> None:
         from phenolapse.temporal.growth import check_growth_plates
         from phenolapse.temporal.pipeline import run_temporal
 
-        try:
+        with reported_errors(out, invalid_values=True):
             cfg = config_from_options(
                 TemporalConfig,
                 config,
@@ -106,12 +104,6 @@ def register(app: typer.Typer) -> None:
                 from phenolapse.report.temporal_figures import write_temporal_figures
 
                 result.files.update(write_temporal_figures(result, out / "figures", manifest=man))
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except ValueError as exc:
-            fail(f"invalid option: {exc}")
-        except OSError as exc:
-            fail_os(exc, out)
         counts = result.annotations.loc[result.annotations["role"] == TREATMENT, "effect"]
         typer.echo(counts.value_counts().to_string())
         typer.echo(
