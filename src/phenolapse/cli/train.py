@@ -18,10 +18,8 @@ from phenolapse.cli._common import (
     Progress,
     Seed,
     config_from_options,
-    fail,
-    fail_os,
+    reported_errors,
 )
-from phenolapse.errors import PhenolapseError
 
 
 def register(app: typer.Typer) -> None:
@@ -115,20 +113,17 @@ def register(app: typer.Typer) -> None:
         }
         if resume and config is None and (out / "config.yaml").is_file():
             config = out / "config.yaml"
-        try:
+        with reported_errors(out):
             cfg = config_from_options(TrainConfig, config, section="train", **overrides)
             df = read_manifest(manifest)
             result = run_training(df, out=out, config=cfg, resume=resume)
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail_os(exc, out)
         last = result.history.iloc[-1]
         first = result.history.iloc[0]
         knn = ""
         if "val_knn" in result.history and result.history["val_knn"].notna().any():
-            knn = (f"; held-out k-NN balanced accuracy {first['val_knn']:.3f} -> "
-                   f"{last['val_knn']:.3f}")
+            knn = (
+                f"; held-out k-NN balanced accuracy {first['val_knn']:.3f} -> {last['val_knn']:.3f}"
+            )
         typer.echo(
             f"validation loss {first['val_loss']:.5f} (untrained) -> {last['val_loss']:.5f} "
             f"(epoch {int(last['epoch'])}){knn}; weights: {result.model_path}"
