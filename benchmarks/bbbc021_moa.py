@@ -13,6 +13,12 @@ fields, is then fitted on four feature sets and scored on the held-out fields:
 - ``baseline_balanced_accuracy``: classical intensity/texture features
   (:mod:`phenolapse.models.classical`).
 
+With ``--objective simclr|vicreg|dino`` the encoder (``--encoder resnet``, a small ResNet, or
+``convae``) is trained on two views of each training crop instead
+(:func:`phenolapse.training.ssl.fit_two_view`) and compared with its random-init twin of the same
+seed; the lens needs the ConvAE and is left out for the ResNet. ``--seeds 0 1 2`` repeats the
+whole cross-validation per seed (folds and training) and prints the paired differences.
+
 Balanced accuracy is computed on the pooled out-of-fold predictions. The last printed line is one
 JSON object with the four numbers (and timings). Works on any ``.npz`` with ``images`` (N, H, W, C)
 integer or float, ``moa`` labels and ``field`` groups.
@@ -130,6 +136,54 @@ def pooled(
     return batched(fn, x, batch_size=128)
 
 
+def resnet_features(model: torch.nn.Module, x: np.ndarray, *, orientations: int) -> np.ndarray:
+    """The ResNet encoder's per-stage means, averaged over 8 orientations when asked."""
+
+    def fn(b: torch.Tensor) -> torch.Tensor:
+        if orientations == 1:
+            out: torch.Tensor = model(b)
+            return out
+        views = [torch.rot90(v, k, dims=(2, 3)) for v in (b, b.flip(3)) for k in range(4)]
+        return torch.stack([model(v) for v in views]).mean(0)
+
+    with torch.no_grad():
+        return batched(fn, x, batch_size=128)
+
+
+def two_view_encoder(x: np.ndarray, args: argparse.Namespace, seed: int, *, train: bool
+                     ) -> tuple[torch.nn.Module, object]:
+    """The two-view-trained encoder (or its random-init twin) and its feature function."""
+    from phenolapse.training.config import TrainConfig
+    from phenolapse.training.ssl import build_encoder, fit_two_view
+
+    cfg = TrainConfig.model_validate({
+        "objective": args.objective, "encoder": args.encoder, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "seed": seed,
+        "resnet_widths": args.widths, "view_fraction": args.view_fraction,
+        "preprocess": {"image_size": args.image_size}, "progress": False,
+    })
+    model = (fit_two_view(torch.as_tensor(x), cfg) if train
+             else build_encoder(cfg, x.shape[1])[0].eval())
+    if args.encoder == "resnet":
+        return model, lambda m, data: resnet_features(m, data, orientations=args.orientations)
+    return freeze(model), lambda m, data: pooled(m, data, orientations=args.orientations)
+
+
+def lens_features(
+    ae: ConvAE, x: np.ndarray, y: np.ndarray, tr: np.ndarray, n_classes: int,
+    trained: np.ndarray, args: argparse.Namespace,
+) -> tuple[np.ndarray, object]:
+    """Features of the lens output ``F(L(x))``, the lens trained on the training crops."""
+    f_tr = trained[tr]
+    head = LinearHead(f_tr.shape[1], n_classes, mean=f_tr.mean(0), std=f_tr.std(0))
+    lens, _, hist = train_lens(
+        ae, x[tr], y[tr], n_classes=n_classes, coef=args.coef, head=head,
+        feature_mode="pooled", orientations=args.orientations, epochs=args.lens_epochs,
+        seed=args.seed, progress=False,
+    )
+    return pooled(ae, x, orientations=args.orientations, lens=lens), hist
+
+
 def classifier(c: float | None, groups: np.ndarray, *, seed: int) -> object:
     """The one classifier every feature set gets: standardised logistic regression.
 
@@ -148,7 +202,7 @@ def classifier(c: float | None, groups: np.ndarray, *, seed: int) -> object:
     )
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run the benchmark; print per-fold progress and, last, one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA / "bbbc021_mcf7_dev.npz")
@@ -175,8 +229,35 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     parser.add_argument("--percentiles", type=float, nargs=2, default=(0.1, 99.9))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="run the whole cross-validation once per seed; paired summary")
+    parser.add_argument("--objective", default="reconstruction",
+                        choices=["reconstruction", "simclr", "vicreg", "dino"])
+    parser.add_argument("--encoder", default="convae", choices=["convae", "resnet"])
+    parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--view-fraction", type=float, default=0.75)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.seeds:
+        runs = []
+        for seed in args.seeds:
+            rest = [a for a in (argv if argv is not None else sys.argv[1:])]
+            i = rest.index("--seeds")
+            j = i + 1
+            while j < len(rest) and not rest[j].startswith("--"):
+                j += 1
+            runs.append(main(rest[:i] + rest[j:] + ["--seed", str(seed)]))
+        keys = ("balanced_accuracy", "random_init_balanced_accuracy", "baseline_balanced_accuracy")
+        summary: dict[str, object] = {
+            "seeds": args.seeds, "objective": args.objective, "encoder": args.encoder,
+            **{k: [r[k] for r in runs] for k in keys},
+            "trained_minus_random": [round(float(r["trained_vs_random_init"]), 4) for r in runs],
+            "trained_minus_baseline": [round(float(r["trained_vs_baseline"]), 4) for r in runs],
+        }
+        print(json.dumps(summary))
+        return summary
     if args.image_size % 4:
         sys.exit(f"error: --image-size must be divisible by 4, got {args.image_size}")
     torch.set_num_threads(args.threads)
@@ -206,33 +287,31 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t = time.perf_counter()
         feats["baseline"] = classical_features_batch(s01)
         seconds["baseline"] += time.perf_counter() - t
+        if args.objective != "reconstruction":
+            t = time.perf_counter()
+            twin, fn = two_view_encoder(x[tr], args, args.seed, train=False)
+            feats["random_init"] = fn(twin, x)  # type: ignore[operator]
+            seconds["random_init"] += time.perf_counter() - t
+            t = time.perf_counter()
+            enc, fn = two_view_encoder(x[tr], args, args.seed, train=True)
+            feats["trained"] = fn(enc, x)  # type: ignore[operator]
+            seconds["trained"] += time.perf_counter() - t
+            feats["lens"] = feats["trained"]  # no lens without the ConvAE decoder
+            hist = None
+        else:
+            t = time.perf_counter()
+            torch.manual_seed(args.seed)
+            untrained = freeze(ConvAE(in_channels=x.shape[1]))
+            feats["random_init"] = pooled(untrained, x, orientations=args.orientations)
+            seconds["random_init"] += time.perf_counter() - t
+            t = time.perf_counter()
+            ae = train_autoencoder(x[tr], epochs=args.epochs, seed=args.seed)
+            feats["trained"] = pooled(ae, x, orientations=args.orientations)
+            seconds["trained"] += time.perf_counter() - t
+            t = time.perf_counter()
+            feats["lens"], hist = lens_features(ae, x, y, tr, len(classes), feats["trained"], args)
+            seconds["lens"] += time.perf_counter() - t
         t = time.perf_counter()
-        torch.manual_seed(args.seed)
-        untrained = freeze(ConvAE(in_channels=x.shape[1]))
-        feats["random_init"] = pooled(untrained, x, orientations=args.orientations)
-        seconds["random_init"] += time.perf_counter() - t
-        t = time.perf_counter()
-        ae = train_autoencoder(x[tr], epochs=args.epochs, seed=args.seed)
-        feats["trained"] = pooled(ae, x, orientations=args.orientations)
-        seconds["trained"] += time.perf_counter() - t
-        t = time.perf_counter()
-        f_tr = feats["trained"][tr]
-        head = LinearHead(f_tr.shape[1], len(classes), mean=f_tr.mean(0), std=f_tr.std(0))
-        lens, _, hist = train_lens(
-            ae,
-            x[tr],
-            y[tr],
-            n_classes=len(classes),
-            coef=args.coef,
-            head=head,
-            feature_mode="pooled",
-            orientations=args.orientations,
-            epochs=args.lens_epochs,
-            seed=args.seed,
-            progress=False,
-        )
-        feats["lens"] = pooled(ae, x, orientations=args.orientations, lens=lens)
-        seconds["lens"] += time.perf_counter() - t
         line = [f"fold {fold}: {len(te)} test crops"]
         for k in names:
             clf = classifier(args.C, field[tr], seed=args.seed)
@@ -242,7 +321,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             fold_scores[k].append(balanced_accuracy_score(y[te], pred[k][te]))
             chosen = getattr(clf, "best_params_", {}).get("logisticregression__C", args.C)
             line.append(f"{k} {fold_scores[k][-1]:.3f} (C {chosen:g})")
-        print(", ".join(line) + f" (lens bce {hist.bce[-1]:.4f} ce {hist.ce[-1]:.3f})", flush=True)
+        lens_note = (
+            f" (lens bce {hist.bce[-1]:.4f} ce {hist.ce[-1]:.3f})"  # type: ignore[attr-defined]
+            if hist is not None else ""
+        )
+        print(", ".join(line) + lens_note, flush=True)
     scores = {k: float(balanced_accuracy_score(y, pred[k])) for k in names}
     for k in names:
         print(
@@ -252,7 +335,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
     result = {
         "balanced_accuracy": scores["trained"],
-        "balanced_accuracy_lens": scores["lens"],
+        "balanced_accuracy_lens": (
+            scores["lens"] if args.objective == "reconstruction" else float("nan")
+        ),
+        "objective": args.objective,
+        "encoder": args.encoder,
+        "seed": args.seed,
         "random_init_balanced_accuracy": scores["random_init"],
         "baseline_balanced_accuracy": scores["baseline"],
         "trained_vs_baseline": scores["trained"] - scores["baseline"],

@@ -1,4 +1,10 @@
-"""Extractors on the ``small`` simulated screen: trained ConvAE vs its random-init baseline.
+"""Extractors on the ``small`` simulated screen: a trained encoder vs its random-init twin.
+
+With ``--objective simclr|vicreg|dino`` (and ``--encoder resnet``) the encoder is trained on two
+views per image (:mod:`phenolapse.training.ssl`) and compared with its exact random-init twin
+(``random-resnet`` / ``random-convae`` of the same seed) and classical features; ``--seeds 0 1 2``
+repeats simulation, training and comparison per seed and prints the paired differences (trained
+minus random, trained minus classical) per seed and metric, then one JSON line.
 
 Simulates the screen (or reuses ``--work``), trains a ConvAE on it with a short budget, then
 compares on the same wells: the trained ConvAE, the same architecture with random weights (the
@@ -10,6 +16,8 @@ The last line printed is one JSON object with the trained/random ratios of repli
 held-out drug-identity accuracy, measured in the same run.
 
 Usage: ``python benchmarks/compare_extractors.py [--work DIR] [--epochs 2] [--max-images 600]``;
+``--objective simclr --encoder resnet --temporal-positives 1 --image-size 64 --seeds 0 1 2
+--screens S0 S1 S2`` is the self-supervised comparison (``--screens`` reuses simulated screens);
 ``--model PATH --screen DIR --image-size 64`` reuses a model trained elsewhere (e.g. by
 ``temporal_recovery.py``) on that screen; ``--pooled`` adds both ConvAEs with pooled features
 (mean and max over space of every encoder activation, ``convae_features="pooled"``) beside the
@@ -50,15 +58,120 @@ def _subset(manifest: pd.DataFrame, last_time_points: int) -> pd.DataFrame:
     return manifest.iloc[rows].reset_index(drop=True)
 
 
-def main() -> None:
-    """Run the benchmark and print the comparison table and the ratios."""
+METRICS = {"map_vs_controls": "map_vs_controls", "map_vs_drugs": "map_vs_drugs",
+           "drug_identity_top1": "drug_identity_top1_accuracy",
+           "drug_identity_top3": "drug_identity_top3_accuracy"}
+
+
+def _train_settings(args: argparse.Namespace, seed: int) -> dict[str, object]:
+    preprocess = {"crop_size": args.crop_size, "image_size": args.image_size}
+    settings: dict[str, object] = {
+        "epochs": args.epochs, "max_images": args.max_images, "device": args.device,
+        "seed": seed, "batch_size": args.batch_size, "progress": False,
+        "preprocess": preprocess, "objective": args.objective, "encoder": args.encoder,
+    }
+    if args.objective == "reconstruction":
+        settings.update({"lr_decay_epoch": max(1, args.epochs - 1), "view_steps": args.view_steps})
+        if args.init_weights is not None:
+            settings["init_weights"] = str(args.init_weights)
+        if args.whole_view_only or args.views == 1:
+            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}]
+        elif args.views == 2:
+            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}, {"n": 1, "scale": [0.5, 0.75]}]
+    else:
+        settings.update({"temporal_positives": args.temporal_positives, "lr": args.lr,
+                         "resnet_widths": args.widths})
+    return settings
+
+
+def run_seed(args: argparse.Namespace, seed: int, screen_dir: Path, work: Path) -> dict[str, object]:
+    """Simulate (unless given), train, compare; the metrics of every extractor of one seed."""
+    from phenolapse.data.manifest import build_manifest
+    from phenolapse.data.simulator import simulate_screen
+    from phenolapse.training.config import TrainConfig
+    from phenolapse.training.loop import train
+
+    t0 = time.perf_counter()
+    if not (screen_dir / "platemap.csv").exists():
+        simulate_screen(screen_dir, preset=args.preset, seed=seed)
+    manifest = build_manifest(
+        screen_dir / "images", platemap=screen_dir / "platemap.csv", progress=False
+    )
+    t_sim = time.perf_counter() - t0
+    model_path = args.model or work / "train" / "model.pt"
+    t0 = time.perf_counter()
+    if not model_path.exists():
+        cfg = TrainConfig.model_validate(_train_settings(args, seed))
+        model_path = train(manifest, out=work / "train", config=cfg).model_path
+    t_train = time.perf_counter() - t0
+
+    random_kind = "random-resnet" if args.encoder == "resnet" else "random-convae"
+    subset = _subset(manifest, args.last_time_points)
+    extractors: list[str | Extractor] = []
+    if not args.no_flat:
+        extractors += [f"trained:trained={model_path}", f"random-init:{random_kind}"]
+    extractors.append("classical")
+    if args.pooled:
+        from phenolapse.models.random_init import random_convae_extractor
+
+        pooled: list[Extractor] = [
+            ConvAEExtractor.from_file(model_path, input_size=args.image_size, features="pooled"),
+            random_convae_extractor(seed=seed, input_size=args.image_size, features="pooled"),
+        ]
+        for ext, name in zip(pooled, ["trained-pooled", "random-init-pooled"], strict=True):
+            ext.name = name
+            ext.feature_prefix = name.replace("-", "_")
+        extractors += pooled
+    if PUBLISHED.is_file() and not args.no_published:
+        extractors.append(f"convae-published:convae={PUBLISHED.resolve()}")
+    config = CompareConfig.model_validate(
+        {"last_time_points": args.last_time_points, "embedding": args.embedding,
+         "device": args.device, "seed": seed, "cost_images": 64,
+         "convae_features": args.convae_features,
+         "preprocess": {"crop_size": args.crop_size, "image_size": args.image_size}}
+    )
+    t0 = time.perf_counter()
+    result = run_comparison(
+        out=work / "comparison", extractors=extractors, manifest=subset, config=config
+    )
+    t_cmp = time.perf_counter() - t0
+    print(f"## seed {seed}")
+    print(result.paths["markdown"].read_text())
+    table = result.table.set_index(["extractor", "metric"])["value"]
+    values = {
+        label: {key: float(table[(label, metric)]) for key, metric in METRICS.items()}
+        for label in table.index.get_level_values(0).unique()
+    }
+    return {"seed": seed, "values": values, "images_embedded": len(subset),
+            "seconds": {"simulate": t_sim, "train": t_train, "compare": t_cmp},
+            "model": str(model_path)}
+
+
+def paired(per_seed: list[dict], a: str, b: str) -> dict[str, list[float]]:
+    """``a - b`` per metric and seed."""
+    return {key: [round(r["values"][a][key] - r["values"][b][key], 4) for r in per_seed]
+            for key in METRICS}
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    """Run the benchmark, print the comparison tables, the paired differences and one JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("bench_compare"))
     ap.add_argument("--preset", default="small")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--screens", type=Path, nargs="+", default=None,
+                    help="simulated screen folders, one per seed (reused instead of simulating)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--max-images", type=int, default=600)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--objective", default="reconstruction",
+                    choices=["reconstruction", "simclr", "vicreg", "dino"])
+    ap.add_argument("--encoder", default="convae", choices=["convae", "resnet"])
+    ap.add_argument("--temporal-positives", type=float, default=0.0)
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--convae-features", default="latent", choices=["latent", "pooled"],
+                    help="features of the ConvAE kinds (the reference latent by default)")
     ap.add_argument(
         "--whole-view-only", action="store_true",
         help="train on the whole-image view only (cheaper than the reference multi-crop)",
@@ -70,9 +183,7 @@ def main() -> None:
     ap.add_argument("--init-weights", type=Path, default=None,
                     help="continue training from these ConvAE weights")
     ap.add_argument("--model", type=Path, default=None,
-                    help="use these trained ConvAE weights instead of training")
-    ap.add_argument("--screen", type=Path, default=None,
-                    help="use this simulated screen folder instead of WORK/screen")
+                    help="use these trained weights instead of training (one seed)")
     ap.add_argument("--image-size", type=int, default=128, help="model input side (px)")
     ap.add_argument("--crop-size", type=int, default=256, help="centre crop of the frame")
     ap.add_argument("--views", type=int, choices=[0, 1, 2], default=0,
@@ -81,100 +192,38 @@ def main() -> None:
     ap.add_argument("--pooled", action="store_true",
                     help="also compare the per-channel pooled latent of both ConvAEs")
     ap.add_argument("--no-flat", action="store_true",
-                    help="skip the flattened-latent ConvAEs (with --pooled)")
-    args = ap.parse_args()
-
-    from phenolapse.data.manifest import build_manifest
-    from phenolapse.data.simulator import simulate_screen
-    from phenolapse.training.config import TrainConfig
-    from phenolapse.training.loop import train
-
-    work: Path = args.work
-    screen_dir = args.screen or work / "screen"
-    t0 = time.perf_counter()
-    if not (screen_dir / "platemap.csv").exists():
-        simulate_screen(screen_dir, preset=args.preset, seed=args.seed)
-    manifest = build_manifest(
-        screen_dir / "images", platemap=screen_dir / "platemap.csv", progress=False
-    )
-    t_sim = time.perf_counter() - t0
-
-    model_path = args.model or work / "train" / "model.pt"
-    preprocess = {"crop_size": args.crop_size, "image_size": args.image_size}
-    t0 = time.perf_counter()
-    if not model_path.exists():
-        settings = {
-            "epochs": args.epochs, "max_images": args.max_images, "device": args.device,
-            "seed": args.seed, "lr_decay_epoch": max(1, args.epochs - 1),
-            "batch_size": args.batch_size, "progress": False, "preprocess": preprocess,
-            "view_steps": args.view_steps,
-        }
-        if args.init_weights is not None:
-            settings["init_weights"] = str(args.init_weights)
-        if args.whole_view_only or args.views == 1:
-            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}]
-        elif args.views == 2:
-            settings["crops"] = [{"n": 1, "scale": [1.0, 1.0]}, {"n": 1, "scale": [0.5, 0.75]}]
-        cfg = TrainConfig.model_validate(settings)
-        model_path = train(manifest, out=work / "train", config=cfg).model_path
-    t_train = time.perf_counter() - t0
-
-    subset = _subset(manifest, args.last_time_points)
-    extractors: list[str | Extractor] = (
-        [] if args.no_flat else [f"convae-trained:convae={model_path}", "random-convae"]
-    )
-    extractors.append("classical")
-    if args.pooled:
-        from phenolapse.models.random_init import random_convae_extractor
-
-        pooled: list[Extractor] = [
-            ConvAEExtractor.from_file(
-                model_path, input_size=args.image_size, features="pooled"
-            ),
-            random_convae_extractor(seed=args.seed, input_size=args.image_size, features="pooled"),
-        ]
-        for ext, name in zip(pooled, ["convae-trained-pooled", "random-convae-pooled"], strict=True):
-            ext.name = name
-            ext.feature_prefix = name.replace("-", "_")
-        extractors += pooled
-    if PUBLISHED.is_file() and not args.no_published:
-        extractors.append(f"convae-published:convae={PUBLISHED.resolve()}")
-    config = CompareConfig.model_validate(
-        {"last_time_points": args.last_time_points, "embedding": args.embedding,
-         "device": args.device, "seed": args.seed, "cost_images": 64,
-         "preprocess": preprocess}
-    )
-    t0 = time.perf_counter()
-    result = run_comparison(
-        out=work / "comparison", extractors=extractors, manifest=subset, config=config
-    )
-    t_cmp = time.perf_counter() - t0
-    print(result.paths["markdown"].read_text())
-
-    t = result.table.set_index(["extractor", "metric"])["value"]
-
-    def ratio(metric: str, suffix: str = "") -> float:
-        return float(
-            t[("convae-trained" + suffix, metric)] / t[("random-convae" + suffix, metric)]
+                    help="skip the trained and random-init extractors (with --pooled)")
+    args = ap.parse_args(argv)
+    if args.screens is not None and len(args.screens) != len(args.seeds):
+        ap.error("give one --screens folder per seed")
+    per_seed = []
+    for i, seed in enumerate(args.seeds):
+        work = args.work / f"seed{seed}" if len(args.seeds) > 1 else args.work
+        screen = args.screens[i] if args.screens is not None else work / "screen"
+        per_seed.append(run_seed(args, seed, screen, work))
+    summary: dict[str, object] = {
+        "screen": args.preset, "seeds": args.seeds, "objective": args.objective,
+        "encoder": args.encoder, "temporal_positives": args.temporal_positives,
+        "epochs": args.epochs, "max_images": args.max_images, "image_size": args.image_size,
+    }
+    if not args.no_flat:
+        vs_random = paired(per_seed, "trained", "random-init")
+        vs_classical = paired(per_seed, "trained", "classical")
+        print("trained - random init, per seed:", json.dumps(vs_random))
+        print("trained - classical, per seed:", json.dumps(vs_classical))
+        summary["trained_minus_random"] = vs_random
+        summary["trained_minus_classical"] = vs_classical
+        summary["above_random_every_seed_every_metric"] = all(
+            d > 0 for v in vs_random.values() for d in v
         )
-
-    metrics = {"map_vs_controls": "map_vs_controls", "map_vs_drugs": "map_vs_drugs",
-               "drug_identity_top1": "drug_identity_top1_accuracy",
-               "drug_identity_top3": "drug_identity_top3_accuracy"}
-    summary: dict[str, object] = {"screen": args.preset, "images_embedded": len(subset)}
-    for suffix in ([] if args.no_flat else [""]) + (["-pooled"] if args.pooled else []):
-        for key, metric in metrics.items():
-            summary[f"trained{suffix}_over_random_{key}"] = ratio(metric, suffix)
-    summary.update({
-        "seconds": {"simulate": t_sim, "train": t_train, "compare": t_cmp},
-        "train": {"epochs": args.epochs, "max_images": args.max_images,
-                  "init_weights": str(args.init_weights),
-                  "batch_size": args.batch_size, "whole_view_only": args.whole_view_only,
-                  "image_size": args.image_size, "crop_size": args.crop_size,
-                  "views": args.views, "view_steps": args.view_steps,
-                  "model": str(model_path)},
-    })
+        summary["worst_map_gap_to_classical"] = min(
+            max(a, b) for a, b in zip(
+                vs_classical["map_vs_controls"], vs_classical["map_vs_drugs"], strict=True
+            )
+        )
+    summary["per_seed"] = per_seed
     print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":

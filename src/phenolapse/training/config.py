@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.errors import ConfigError
 from phenolapse.io_utils import atomic_write, read_yaml_mapping
+from phenolapse.stage_config import DEVICE_HELP
 
 
 class CropSpec(BaseModel):
@@ -49,86 +50,142 @@ def reference_crops() -> list[CropSpec]:
 class TrainConfig(BaseModel):
     """Every setting of self-supervised training; the defaults are the reference recipe.
 
-    Attributes
-    ----------
-    preprocess
-        Raw frame -> crop (the views are cut from it) and model input size.
-    crops
-        Multi-crop strategy: a list of :class:`CropSpec`; every view is a separate sample
-        reconstructed by the autoencoder.
-    crop_ratio
-        Range of aspect ratios of the random-resized crops.
-    flip_p, blur_p, blur_sigma, blur_kernel
-        Horizontal flip probability; Gaussian blur probability, sigma range and kernel size.
-    epochs
-        Number of epochs. Default 10: the reference schedule decays the learning rate after
-        epoch 5, and its released weights are the epoch-5 checkpoint (``checkpoints/epoch_005.pt``).
-    batch_size
-        Images per batch.
-    view_steps
-        ``separate``: one optimizer step per view group of a batch, as in the reference;
-        ``joint``: one step on all views of the batch.
-    lr, lr_decay_epoch, lr_decay
-        Adam learning rate, multiplied by ``lr_decay`` once ``lr_decay_epoch`` epochs are done.
-    val_fraction
-        Fraction of (plate, well) groups held out for the validation loss.
-    seed
-        Seeds model initialisation, the split, the data order and every augmentation.
-    device
-        ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-    amp
-        bf16 autocast; None: on for CUDA, off for CPU.
-    channels_last
-        Channels-last memory format; None: on for CUDA, off for CPU.
-    compile
-        ``torch.compile`` the model for training.
-    num_workers
-        DataLoader worker processes (also threads used to decode the image cache).
-    cache_gb
-        Keep the decoded crops in RAM when they need at most this many GiB (0: never).
-    init_weights
-        Start from these weights (published state_dict or checkpoint) instead of random init.
-    max_images
-        Train on a random subset of at most this many images (after the split by well).
-    progress
-        Show progress bars.
+    ``objective: reconstruction`` trains the ConvAE by multi-crop reconstruction (the reference);
+    ``simclr``, ``vicreg`` and ``dino`` train the ConvAE's encoder or a small ResNet on two views
+    per image (:mod:`phenolapse.training.ssl`). Each field's description says what it does.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    preprocess: PreprocessConfig = Field(default_factory=_default_preprocess)
-    crops: list[CropSpec] = Field(default_factory=reference_crops, min_length=1)
-    crop_ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
-    flip_p: float = Field(default=0.5, ge=0, le=1)
-    blur_p: float = Field(default=0.2, ge=0, le=1)
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_kernel: int = Field(default=3, ge=3)
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    view_steps: Literal["separate", "joint"] = "separate"
-    lr: float = Field(default=1e-3, gt=0)
-    lr_decay_epoch: int = Field(default=5, ge=1)
-    lr_decay: float = Field(default=0.3, gt=0)
-    val_fraction: float = Field(default=0.1, ge=0, lt=1)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool | None = None
-    channels_last: bool | None = None
-    compile: bool = False
-    num_workers: int = Field(default=0, ge=0)
-    cache_gb: float = Field(default=4.0, ge=0)
-    init_weights: Path | None = None
-    max_images: int | None = Field(default=None, ge=1)
-    progress: bool = True
-    objective: Literal["reconstruction", "simclr", "vicreg", "dino"] = "reconstruction"
-    encoder: Literal["convae", "resnet"] = "convae"
-    resnet_widths: list[int] = Field(default_factory=lambda: [32, 64, 128, 256], min_length=1)
-    temperature: float = Field(default=0.2, gt=0)
-    view_fraction: float = Field(default=0.75, gt=0, le=1)
-    jitter: float = Field(default=0.1, ge=0, lt=1)
-    weight_decay: float = Field(default=1e-4, ge=0)
-    temporal_positives: float = Field(default=0.0, ge=0, le=1)
-    temporal_max_gap_h: float | None = Field(default=None, gt=0)
+    preprocess: PreprocessConfig = Field(
+        default_factory=_default_preprocess,
+        description="Raw frame -> crop (the views are cut from it) and model input size.",
+    )
+    crops: list[CropSpec] = Field(
+        default_factory=reference_crops, min_length=1,
+        description="Reconstruction only: the multi-crop strategy, a list of {n, scale}; every "
+        "view is a separate sample the autoencoder reconstructs.",
+    )
+    crop_ratio: tuple[float, float] = Field(
+        default=(3.0 / 4.0, 4.0 / 3.0),
+        description="Reconstruction only: range of aspect ratios of the random-resized crops.",
+    )
+    flip_p: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Reconstruction only: probability of a horizontal flip of a view.",
+    )
+    blur_p: float = Field(
+        default=0.2, ge=0, le=1, description="Probability that a view is Gaussian-blurred."
+    )
+    blur_sigma: tuple[float, float] = Field(
+        default=(0.1, 2.0), description="Range the blur's standard deviation (px) is drawn from."
+    )
+    blur_kernel: int = Field(default=3, ge=3, description="Side of the blur kernel (odd, px).")
+    epochs: int = Field(
+        default=10, ge=1,
+        description="Number of epochs. The reference decays the learning rate after epoch 5 "
+        "and released its epoch-5 checkpoint.",
+    )
+    batch_size: int = Field(
+        default=64, ge=1,
+        description="Images per batch (two-view objectives: also the pool of negatives).",
+    )
+    view_steps: Literal["separate", "joint"] = Field(
+        default="separate",
+        description="Reconstruction only: 'separate' takes one optimizer step per view group of "
+        "a batch (the reference), 'joint' one step on all views.",
+    )
+    lr: float = Field(
+        default=1e-3, gt=0,
+        description="Initial learning rate (Adam for reconstruction, AdamW with a cosine "
+        "schedule for two-view objectives).",
+    )
+    lr_decay_epoch: int = Field(
+        default=5, ge=1,
+        description="Reconstruction only: the epoch after which the learning rate is multiplied "
+        "by lr_decay.",
+    )
+    lr_decay: float = Field(
+        default=0.3, gt=0,
+        description="Reconstruction only: the factor applied to the learning rate once, after "
+        "lr_decay_epoch.",
+    )
+    val_fraction: float = Field(
+        default=0.1, ge=0, lt=1,
+        description="Fraction of (plate, well) groups held out for the validation loss and the "
+        "k-NN score.",
+    )
+    seed: int = Field(
+        default=0,
+        description="Seeds initialisation, the split, the data order and every augmentation.",
+    )
+    device: str = Field(default="auto", description=DEVICE_HELP)
+    amp: bool | None = Field(
+        default=None, description="bf16 autocast; unset: on for CUDA, off for CPU."
+    )
+    channels_last: bool | None = Field(
+        default=None,
+        description="Reconstruction only: channels-last memory format; unset: on for CUDA.",
+    )
+    compile: bool = Field(default=False, description="torch.compile the model for training.")
+    num_workers: int = Field(
+        default=0, ge=0,
+        description="DataLoader worker processes (also the threads that decode images).",
+    )
+    cache_gb: float = Field(
+        default=4.0, ge=0,
+        description="Reconstruction only: keep the decoded crops in RAM when they need at most "
+        "this many GiB (0: never).",
+    )
+    init_weights: Path | None = Field(
+        default=None,
+        description="Start the ConvAE from these weights (published state_dict or checkpoint) "
+        "instead of random init.",
+    )
+    max_images: int | None = Field(
+        default=None, ge=1,
+        description="Train on a random subset of at most this many images (after the split).",
+    )
+    progress: bool = Field(default=True, description="Show progress bars.")
+    objective: Literal["reconstruction", "simclr", "vicreg", "dino"] = Field(
+        default="reconstruction",
+        description="reconstruction (BCE, the reference), or two views per image: simclr "
+        "(NT-Xent), vicreg (variance-invariance-covariance) or dino (self-distillation).",
+    )
+    encoder: Literal["convae", "resnet"] = Field(
+        default="convae",
+        description="convae (the reference architecture; two-view objectives train its encoder "
+        "on pooled activations) or resnet (a small ResNet, two-view objectives only).",
+    )
+    resnet_widths: list[int] = Field(
+        default_factory=lambda: [32, 64, 128, 256], min_length=1,
+        description="Channels of the ResNet's stages; the features are their spatial means.",
+    )
+    temperature: float = Field(
+        default=0.2, gt=0, description="simclr only: temperature of the NT-Xent softmax."
+    )
+    view_fraction: float = Field(
+        default=0.75, gt=0, le=1,
+        description="Two-view objectives: side of a view as a fraction of the model input; views "
+        "are crops at the frame's own magnification, never zoomed.",
+    )
+    jitter: float = Field(
+        default=0.1, ge=0, lt=1,
+        description="Two-view objectives: largest relative change of a view's contrast (and "
+        "half of it, in standard deviations, of its brightness).",
+    )
+    weight_decay: float = Field(
+        default=1e-4, ge=0, description="Two-view objectives: AdamW weight decay."
+    )
+    temporal_positives: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Two-view objectives: fraction of pairs whose second view comes from the "
+        "same well, field and tile at the adjacent time point (0: none).",
+    )
+    temporal_max_gap_h: float | None = Field(
+        default=None, gt=0,
+        description="Largest time gap (h) between a time-aware pair; unset: any adjacent scan.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

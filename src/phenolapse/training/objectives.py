@@ -159,7 +159,7 @@ class DINO(Objective):
         t1, t2 = (self._teacher(x) for x in self._views)
         s1 = self.head(f1).float() / self.student_temperature
         s2 = self.head(f2).float() / self.student_temperature
-        center = self.center
+        center: torch.Tensor = self.center  # type: ignore[assignment]
 
         def ce(t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             p = F.softmax((t - center) / self.teacher_temperature, dim=1)
@@ -168,7 +168,7 @@ class DINO(Objective):
         loss = (ce(t1, s2) + ce(t2, s1)) / 2
         with torch.no_grad():
             batch_center = torch.cat([t1, t2]).mean(dim=0, keepdim=True)
-            self.center.mul_(self.center_momentum).add_(batch_center * (1 - self.center_momentum))
+            center.mul_(self.center_momentum).add_(batch_center * (1 - self.center_momentum))
         return loss
 
     @torch.no_grad()

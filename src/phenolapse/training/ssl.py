@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -565,3 +564,45 @@ def train_ssl(
     if is_main:
         save_model(final, model_path, config, int(history["epoch"].max()))
     return TrainResult(run_dir=out, model_path=model_path, history=history, model=final)
+
+
+def fit_two_view(
+    frames: torch.Tensor, config: TrainConfig, *, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """Train the configured encoder on in-memory frames ``(N, C, S, S)`` in [0, 1]; no files.
+
+    The same views, objective, optimizer and schedule as :func:`train_ssl`, without validation,
+    checkpoints or time-aware positives (frames carry no time); returns the trained module that
+    :func:`save_model` would save (a ``SmallResNet`` or a ``ConvAE``), in eval mode on the CPU.
+    """
+    check_objective(config)
+    device = torch.device(device)
+    q = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
+    bank = FrameBank(q, np.arange(len(q)), [np.zeros(0, dtype=np.int64)] * len(q))
+    model, features, n_features = build_encoder(config, int(frames.shape[1]))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        objective = build_objective(config.objective, n_features, temperature=config.temperature)
+    if isinstance(objective, DINO):
+        objective.bind(features)
+    model.to(device).train()
+    objective.to(device).train()
+    params = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    from phenolapse.training.loop import _epoch_order
+
+    for epoch in range(1, config.epochs + 1):
+        order = _epoch_order(len(bank.frames), config.seed, epoch)
+        for b in range(max(1, len(order) // config.batch_size)):
+            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            if len(idx) < 2:
+                continue
+            x1, x2 = pair_batch(bank, idx, config, item_generator(config.seed, epoch, b))
+            optimizer.zero_grad(set_to_none=True)
+            loss = objective_loss(features, objective, x1.to(device), x2.to(device), False)
+            loss.backward()
+            optimizer.step()
+            objective.after_step(features)
+        scheduler.step()
+    return model.to("cpu").eval()
