@@ -31,8 +31,8 @@ from phenolapse.models.convae import (
     ConvAEFeatures,
     load_convae,
     pooled_encoder_features,
-    read_checkpoint,
     pooled_feature_count,
+    read_checkpoint,
     stats_encoder_features,
     stats_feature_count,
 )
