@@ -109,7 +109,8 @@ def run_seed(args: argparse.Namespace, seed: int, screen_dir: Path, work: Path) 
     subset = _subset(manifest, args.last_time_points)
     extractors: list[str | Extractor] = []
     if not args.no_flat:
-        extractors += [f"trained:trained={model_path}", f"random-init:{random_kind}"]
+        twin = f"{random_kind}={model_path}" if args.encoder == "resnet" else random_kind
+        extractors += [f"trained:trained={model_path}", f"random-init:{twin}"]
     extractors.append("classical")
     if args.pooled:
         from phenolapse.models.random_init import random_convae_extractor

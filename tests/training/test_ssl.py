@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from phenolapse.comparison.extractors import build_extractor
+from phenolapse.comparison.extractors import build_extractor, offline_extractor_specs
 from phenolapse.errors import ConfigError
 from phenolapse.models.base import ConvAEExtractor, ResNetExtractor, load_extractor
 from phenolapse.models.random_init import random_resnet
@@ -74,6 +74,15 @@ def test_model_loads_as_an_extractor_and_has_a_random_twin(ssl_run) -> None:  # 
     assert isinstance(trained, ResNetExtractor) and trained.name == "ssl"
     rnd = build_extractor("random-resnet", input_size=32)
     assert isinstance(rnd, ResNetExtractor) and rnd.n_features == 480
+    exact = build_extractor(f"random-resnet={ssl_run.model_path}")
+    assert isinstance(exact, ResNetExtractor) and exact.model.widths == (8, 16)
+    assert exact.input_size == 32
+    for key, value in twin.state_dict().items():
+        assert torch.equal(exact.model.state_dict()[key], value), key
+    # the pipeline's offline specs pair a trained ResNet with that twin
+    specs = offline_extractor_specs(convae_weights=ssl_run.model_path)
+    assert specs == [f"resnet:trained={ssl_run.model_path}",
+                     f"random-resnet={ssl_run.model_path}", "classical"]
 
 
 def test_resume_after_a_crash_gives_the_same_weights(

@@ -21,7 +21,9 @@ import torch
 from phenolapse.errors import CheckpointError, ConfigError
 from phenolapse.models.backbones import PRETRAINED, load_pretrained
 from phenolapse.models.base import ConvAEFeatures, Extractor, ResNetExtractor, load_extractor
+from phenolapse.models.convae import read_checkpoint
 from phenolapse.models.random_init import random_convae_extractor, random_resnet
+from phenolapse.models.resnet import DEFAULT_WIDTHS, is_resnet_checkpoint
 
 SIMPLE_KINDS = ("convae", "trained", "random-convae", "random-resnet", "classical")
 """Extractor kinds that need no pretrained network."""
@@ -130,9 +132,12 @@ def build_extractor(
             spec.path, input_size=input_size, name=spec.label, features=convae_features
         )
     elif spec.kind == "random-resnet":
+        widths, twin_seed, size = DEFAULT_WIDTHS, seed, 64
+        if spec.path is not None:  # the exact twin of a trained ResNet: its widths and seed
+            widths, twin_seed, size = resnet_twin_settings(spec.path)
         ext = ResNetExtractor(
-            random_resnet(seed=seed, in_channels=in_channels),
-            input_size=input_size or 64,
+            random_resnet(seed=twin_seed, in_channels=in_channels, widths=widths),
+            input_size=input_size or size,
             name=spec.label,
         )
     elif spec.kind == "random-convae":
@@ -156,6 +161,30 @@ def build_extractor(
     return ext
 
 
+def resnet_twin_settings(path: Path) -> tuple[tuple[int, ...], int, int]:
+    """``(widths, seed, image size)`` of the ResNet training run that wrote ``path``."""
+    obj = read_checkpoint(path, map_location="cpu")
+    if not is_resnet_checkpoint(obj):
+        raise CheckpointError(f"{path}: not a ResNet written by phenolapse train; no twin to draw")
+    seed = int((obj.get("config") or {}).get("seed", 0))
+    return tuple(int(w) for w in obj["widths"]), seed, int(obj.get("image_size") or 64)
+
+
+def random_twin_spec(weights: Path) -> str:
+    """The spec of the random-init twin of a trained weights file (same architecture, seed).
+
+    A file that is absent or unreadable gets the ConvAE twin; building its own extractor then
+    reports the problem.
+    """
+    if not Path(weights).is_file():
+        return "random-convae"
+    try:
+        obj = read_checkpoint(weights, map_location="cpu")
+    except CheckpointError:
+        return "random-convae"
+    return f"random-resnet={Path(weights)}" if is_resnet_checkpoint(obj) else "random-convae"
+
+
 def available_pretrained(weights_dir: Path | None) -> list[str]:
     """Pretrained extractor kinds whose published weights file lies in ``weights_dir``."""
     if weights_dir is None or not Path(weights_dir).is_dir():
@@ -174,8 +203,12 @@ def offline_extractor_specs(
     """
     specs = []
     if convae_weights is not None:
-        specs.append(f"convae={Path(convae_weights)}")
-    specs += ["random-convae", "classical"]
+        twin = random_twin_spec(Path(convae_weights))
+        label = "resnet:trained" if twin.startswith("random-resnet") else "convae"
+        specs += [f"{label}={Path(convae_weights)}", twin]
+    else:
+        specs.append("random-convae")
+    specs.append("classical")
     if weights_dir is not None:
         specs += [f"{name}={Path(weights_dir) / PRETRAINED[name].expected_file}"
                   for name in available_pretrained(weights_dir)]
