@@ -132,7 +132,8 @@ def build_extractor(
             spec.path, input_size=input_size, name=spec.label, features=convae_features
         )
     elif spec.kind == "random-resnet":
-        widths, twin_seed, size = DEFAULT_WIDTHS, seed, 64
+        widths: tuple[int, ...] = DEFAULT_WIDTHS
+        twin_seed, size = seed, 64
         if spec.path is not None:  # the exact twin of a trained ResNet: its widths and seed
             widths, twin_seed, size = resnet_twin_settings(spec.path)
         ext = ResNetExtractor(

@@ -39,7 +39,6 @@ from phenolapse.training.dataset import (
     check_manifest,
     split_by_well,
 )
-from phenolapse.training.plots import plot_loss_curve
 from phenolapse.training.transforms import MultiCropTransform
 
 LOCK_NAME = ".phenolapse-train.lock"
@@ -518,4 +517,6 @@ def _save_checkpoint(
 
 def _write_outputs(out: Path, history: pd.DataFrame) -> None:
     write_csv(history.astype({"epoch": int}), out / "history.csv")
+    from phenolapse.training.plots import plot_loss_curve  # figures only when written
+
     plot_loss_curve(history, out / "loss_curve.png")
