@@ -162,6 +162,46 @@ def _lb_keogh(a: np.ndarray, upper: np.ndarray, lower: np.ndarray, cutoff: float
 
 
 @njit(cache=True, nogil=True)
+def _nearest(
+    a: np.ndarray,
+    centroids: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    window: int,
+    first: int,
+    cost: float,
+) -> tuple[int, float]:
+    """The centroid nearest ``a`` and its squared cost, given centroid ``first`` at ``cost``.
+
+    Centroids whose LB_Keogh bound or partial alignment already exceeds the best cost are
+    skipped; ties go to the lowest centroid index, as in an exhaustive search.
+    """
+    lab = first
+    for c in range(centroids.shape[0]):
+        if c == first:
+            continue
+        if _lb_keogh(a, upper[c], lower[c], cost) > cost:
+            continue
+        v = dtw_sq(a, centroids[c], window, cost)
+        if v < cost or (v == cost and c < lab):
+            cost = v
+            lab = c
+    return lab, cost
+
+
+@njit(cache=True, nogil=True)
+def _barycentres(centroids: np.ndarray, total: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``total / counts`` where a centroid point has aligned values, else the old centroid."""
+    out = centroids.copy()
+    k, tc = centroids.shape
+    for c in range(k):
+        for j in range(tc):
+            if counts[c, j] > 0:
+                out[c, j] = total[c, j] / counts[c, j]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def assign_sq(
     x: np.ndarray, centroids: np.ndarray, window: int, previous: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -179,16 +219,7 @@ def assign_sq(
     for i in range(n):
         first = previous[i] if 0 <= previous[i] < k else 0
         b = dtw_sq(x[i], centroids[first], window, _INF)
-        lab = first
-        for c in range(k):
-            if c == first:
-                continue
-            if _lb_keogh(x[i], upper[c], lower[c], b) > b:
-                continue
-            v = dtw_sq(x[i], centroids[c], window, b)
-            if v < b or (v == b and c < lab):
-                b = v
-                lab = c
+        lab, b = _nearest(x[i], centroids, upper, lower, window, first, b)
         labels[i] = lab
         best[i] = b
     return labels, best
@@ -265,11 +296,7 @@ def dba_step(
         for j in range(tc):
             total[c, j] += sums[s, j]
             total_counts[c, j] += counts[s, j]
-    out = centroids.copy()
-    for c in range(k):
-        for j in range(tc):
-            if total_counts[c, j] > 0:
-                out[c, j] = total[c, j] / total_counts[c, j]
+    out = _barycentres(centroids, total, total_counts)
     return out, cost
 
 
@@ -298,16 +325,7 @@ def assign_dba(
         row_sums[:] = 0.0
         row_counts[:] = 0.0
         b = _path_sums(x[i], centroids[first], window, acc, row_sums, row_counts)
-        lab = first
-        for c in range(k):
-            if c == first:
-                continue
-            if _lb_keogh(x[i], upper[c], lower[c], b) > b:
-                continue
-            v = dtw_sq(x[i], centroids[c], window, b)
-            if v < b or (v == b and c < lab):
-                b = v
-                lab = c
+        lab, b = _nearest(x[i], centroids, upper, lower, window, first, b)
         if lab != first:
             row_sums[:] = 0.0
             row_counts[:] = 0.0
@@ -317,11 +335,7 @@ def assign_dba(
         for j in range(tc):
             total[lab, j] += row_sums[j]
             total_counts[lab, j] += row_counts[j]
-    out = centroids.copy()
-    for c in range(k):
-        for j in range(tc):
-            if total_counts[c, j] > 0:
-                out[c, j] = total[c, j] / total_counts[c, j]
+    out = _barycentres(centroids, total, total_counts)
     return labels, best, out
 
 
