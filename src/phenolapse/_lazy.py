@@ -29,3 +29,17 @@ def lazy_exports(
         return list(names)
 
     return __getattr__, __dir__
+
+
+def lazy_modules(
+    package: str, modules: Mapping[str, Sequence[str]], names: Sequence[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """:func:`lazy_exports` with the exports grouped by module.
+
+    ``modules`` maps each module (full name) to the public names it defines; together they must be
+    exactly ``names``, the package's ``__all__``.
+    """
+    exports = {name: module for module, defined in modules.items() for name in defined}
+    if sorted(exports) != sorted(names):
+        raise ValueError(f"{package}: the lazy exports and __all__ differ")
+    return lazy_exports(package, exports, names)

@@ -54,18 +54,23 @@ def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict
     return out
 
 
+def validation_lines(exc: ValidationError) -> str:
+    """One indented line per error of ``exc``: the dotted key, then what is wrong with it."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
 def validate_config(model: type[M], data: Mapping[str, Any], *, source: str) -> M:
     """Validate ``data`` into ``model``; a bad key or value raises ConfigError naming ``source``."""
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {key}: {msg}")
         raise ConfigError(
-            f"{source}: invalid {model.__name__} setting(s):\n" + "\n".join(lines)
+            f"{source}: invalid {model.__name__} setting(s):\n" + validation_lines(exc)
         ) from exc
 
 

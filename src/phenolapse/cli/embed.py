@@ -18,10 +18,9 @@ from phenolapse.cli._common import (
     Progress,
     SkipBad,
     config_from_options,
-    fail,
-    fail_os,
+    reported_errors,
 )
-from phenolapse.errors import ConfigError, PhenolapseError
+from phenolapse.errors import ConfigError
 
 EMBED_HELP = """Encode every image (or every crop of it) into features, then well-level profiles.
 
@@ -91,58 +90,55 @@ def register(app: typer.Typer) -> None:
         from phenolapse.embedding.extract import output_paths
 
         try:
-            cfg = config_from_options(
-                EmbedConfig,
-                config,
-                preprocess={"mode": mode, "crop_size": crop_size, "image_size": image_size},
-                batch_size=batch_size,
-                device=device,
-                num_workers=num_workers,
-                precision=precision,
-                convae_features=convae_features,
-                on_error="skip" if skip_bad else None,
-                profiles=False if no_profiles else None,
-                progress=progress,
-            )
-            if weights is None:
-                raise ConfigError("give the extractor weights with --weights")
-            source: Any = manifest
-            if manifest.is_dir() and platemap is None:
-                from phenolapse.data.manifest import build_manifest
+            with reported_errors(out):
+                cfg = config_from_options(
+                    EmbedConfig,
+                    config,
+                    preprocess={"mode": mode, "crop_size": crop_size, "image_size": image_size},
+                    batch_size=batch_size,
+                    device=device,
+                    num_workers=num_workers,
+                    precision=precision,
+                    convae_features=convae_features,
+                    on_error="skip" if skip_bad else None,
+                    profiles=False if no_profiles else None,
+                    progress=progress,
+                )
+                if weights is None:
+                    raise ConfigError("give the extractor weights with --weights")
+                source: Any = manifest
+                if manifest.is_dir() and platemap is None:
+                    from phenolapse.data.manifest import build_manifest
 
-                source = build_manifest(manifest, require_names=False, progress=False)
-                for warning in source.attrs.get("warnings", []):
-                    typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
-                norm = getattr(cfg, "normalization", None)
-                if norm is not None and "normalization" not in cfg.model_fields_set:
-                    # No plate map, so no control wells: the profiles are copied, not normalised.
-                    cfg = cfg.model_copy(
-                        update={"normalization": norm.model_copy(update={"method": "none"})}
+                    source = build_manifest(manifest, require_names=False, progress=False)
+                    for warning in source.attrs.get("warnings", []):
+                        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+                    norm = getattr(cfg, "normalization", None)
+                    if norm is not None and "normalization" not in cfg.model_fields_set:
+                        # No plate map, so no control wells: the profiles are copied, not normalised.
+                        cfg = cfg.model_copy(
+                            update={"normalization": norm.model_copy(update={"method": "none"})}
+                        )
+                if distributed or scheduler is not None:
+                    store = embed_distributed(
+                        source,
+                        weights=weights,
+                        out=out,
+                        config=cfg,
+                        scheduler=scheduler,
+                        n_workers=n_workers,
+                        overwrite=overwrite,
+                        platemap=platemap,
                     )
-            if distributed or scheduler is not None:
-                store = embed_distributed(
-                    source,
-                    weights=weights,
-                    out=out,
-                    config=cfg,
-                    scheduler=scheduler,
-                    n_workers=n_workers,
-                    overwrite=overwrite,
-                    platemap=platemap,
-                )
-            else:
-                store = embed_manifest(
-                    source,
-                    weights=weights,
-                    out=out,
-                    config=cfg,
-                    overwrite=overwrite,
-                    platemap=platemap,
-                )
-        except PhenolapseError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail_os(exc, out)
+                else:
+                    store = embed_manifest(
+                        source,
+                        weights=weights,
+                        out=out,
+                        config=cfg,
+                        overwrite=overwrite,
+                        platemap=platemap,
+                    )
         except KeyboardInterrupt:
             typer.secho(
                 f"interrupted: the features computed so far are kept in {out}; rerun the same "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,15 +64,16 @@ def validate_screen(
     """
     problems: list[tuple[str, str, str]] = []
     warnings: list[tuple[str, str, str]] = []
+    scan = functools.partial(
+        build_manifest,
+        images_dir,
+        time_zero=time_zero,
+        pattern=pattern,
+        on_error="skip",
+        time_tolerance_min=time_tolerance_min,
+    )
     try:
-        manifest = build_manifest(
-            images_dir,
-            time_zero=time_zero,
-            pattern=pattern,
-            on_error="skip",
-            time_tolerance_min=time_tolerance_min,
-            progress=progress,
-        )
+        manifest = scan(progress=progress)
     except PhenolapseError as exc:
         return ValidationReport(
             pd.DataFrame(),
@@ -88,15 +90,7 @@ def validate_screen(
 
     if platemap is not None:
         try:
-            joined = build_manifest(
-                images_dir,
-                platemap=platemap,
-                time_zero=time_zero,
-                pattern=pattern,
-                on_error="skip",
-                time_tolerance_min=time_tolerance_min,
-                progress=False,
-            )
+            joined = scan(platemap=platemap, progress=False)
         except PhenolapseError as exc:
             problems.append(("plate map", str(platemap), str(exc)))
         else:

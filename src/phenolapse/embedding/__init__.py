@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phenolapse._lazy import lazy_exports
+from phenolapse._lazy import lazy_modules
 
 if TYPE_CHECKING:
     from phenolapse.artefacts import read_features, read_profiles, write_profiles
@@ -27,17 +27,13 @@ if TYPE_CHECKING:
     from phenolapse.embedding.normalize import NormalizationConfig, normalize_profiles
     from phenolapse.embedding.profiles import load_profiles, make_profiles
 
-_EXPORTS = {
-    "EmbedConfig": "phenolapse.embedding.config",
-    "embed_distributed": "phenolapse.embedding.distributed",
-    "embed_manifest": "phenolapse.embedding.extract",
-    "load_profiles": "phenolapse.embedding.profiles",
-    "make_profiles": "phenolapse.embedding.profiles",
-    "read_profiles": "phenolapse.artefacts",
-    "write_profiles": "phenolapse.artefacts",
-    "read_features": "phenolapse.artefacts",
-    "NormalizationConfig": "phenolapse.embedding.normalize",
-    "normalize_profiles": "phenolapse.embedding.normalize",
+_MODULES = {
+    "phenolapse.embedding.config": ("EmbedConfig",),
+    "phenolapse.embedding.distributed": ("embed_distributed",),
+    "phenolapse.embedding.extract": ("embed_manifest",),
+    "phenolapse.embedding.profiles": ("load_profiles", "make_profiles"),
+    "phenolapse.artefacts": ("read_profiles", "write_profiles", "read_features"),
+    "phenolapse.embedding.normalize": ("NormalizationConfig", "normalize_profiles"),
 }
 
 __all__ = [
@@ -46,4 +42,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+__getattr__, __dir__ = lazy_modules(__name__, _MODULES, __all__)

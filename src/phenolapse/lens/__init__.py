@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phenolapse._lazy import lazy_exports
+from phenolapse._lazy import lazy_modules
 
 if TYPE_CHECKING:
     from phenolapse.lens.config import LensConfig
@@ -28,20 +28,17 @@ if TYPE_CHECKING:
     from phenolapse.lens.metrics import confusion_matrix, paired_test, per_class_accuracy
     from phenolapse.lens.run import LensResult, run_lens
 
-_EXPORTS = {
-    "LensConfig": "phenolapse.lens.config",
-    "LensDataError": "phenolapse.lens.data",
-    "select_classification_images": "phenolapse.lens.data",
-    "well_split_mask": "phenolapse.lens.data",
-    "MINING_RULES": "phenolapse.lens.importance",
-    "importance_map": "phenolapse.lens.importance",
-    "integrated_gradients": "phenolapse.lens.importance",
-    "mine_examples": "phenolapse.lens.importance",
-    "confusion_matrix": "phenolapse.lens.metrics",
-    "paired_test": "phenolapse.lens.metrics",
-    "per_class_accuracy": "phenolapse.lens.metrics",
-    "LensResult": "phenolapse.lens.run",
-    "run_lens": "phenolapse.lens.run",
+_MODULES = {
+    "phenolapse.lens.config": ("LensConfig",),
+    "phenolapse.lens.data": ("LensDataError", "select_classification_images", "well_split_mask"),
+    "phenolapse.lens.importance": (
+        "MINING_RULES",
+        "importance_map",
+        "integrated_gradients",
+        "mine_examples",
+    ),
+    "phenolapse.lens.metrics": ("confusion_matrix", "paired_test", "per_class_accuracy"),
+    "phenolapse.lens.run": ("LensResult", "run_lens"),
 }
 
 __all__ = [
@@ -61,4 +58,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+__getattr__, __dir__ = lazy_modules(__name__, _MODULES, __all__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phenolapse._lazy import lazy_exports
+from phenolapse._lazy import lazy_modules
 
 if TYPE_CHECKING:
     from phenolapse.pipeline.config import (
@@ -26,14 +26,16 @@ if TYPE_CHECKING:
     from phenolapse.pipeline.demo import demo_config
     from phenolapse.pipeline.stages import run_pipeline
 
-_EXPORTS = {
-    "PipelineConfig": "phenolapse.pipeline.config",
-    "load_pipeline_config": "phenolapse.pipeline.config",
-    "make_pipeline_config": "phenolapse.pipeline.config",
-    "default_config_text": "phenolapse.pipeline.config",
-    "write_default_config": "phenolapse.pipeline.config",
-    "run_pipeline": "phenolapse.pipeline.stages",
-    "demo_config": "phenolapse.pipeline.demo",
+_MODULES = {
+    "phenolapse.pipeline.config": (
+        "PipelineConfig",
+        "load_pipeline_config",
+        "make_pipeline_config",
+        "default_config_text",
+        "write_default_config",
+    ),
+    "phenolapse.pipeline.stages": ("run_pipeline",),
+    "phenolapse.pipeline.demo": ("demo_config",),
 }
 
 __all__ = [
@@ -47,4 +49,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+__getattr__, __dir__ = lazy_modules(__name__, _MODULES, __all__)

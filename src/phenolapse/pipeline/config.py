@@ -24,6 +24,7 @@ from phenolapse.embedding.config import EmbedConfig
 from phenolapse.errors import ConfigError
 from phenolapse.io_utils import atomic_write, check_yaml_size, read_yaml_mapping
 from phenolapse.lens.config import LensConfig
+from phenolapse.stage_config import validation_lines
 from phenolapse.temporal.config import TemporalConfig
 from phenolapse.training.config import TrainConfig
 
@@ -284,12 +285,7 @@ def make_pipeline_config(data: dict[str, Any], *, source: str = "configuration")
     try:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {key}: {msg}")
-        raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines)) from exc
+        raise ConfigError(f"{source}: invalid configuration:\n" + validation_lines(exc)) from exc
     cfg.check_paths()
     return cfg
 

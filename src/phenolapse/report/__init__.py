@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phenolapse._lazy import lazy_exports
+from phenolapse._lazy import lazy_modules
 
 if TYPE_CHECKING:
     from phenolapse.report.comparison_figures import write_comparison_figures
@@ -23,15 +23,14 @@ if TYPE_CHECKING:
     from phenolapse.report.pipeline_report import build_pipeline_report
     from phenolapse.report.temporal_figures import write_temporal_figures
 
-_EXPORTS = {
-    "write_html": "phenolapse.report.html",
-    "render_html": "phenolapse.report.html",
-    "build_pipeline_report": "phenolapse.report.pipeline_report",
-    "write_temporal_figures": "phenolapse.report.temporal_figures",
-    "write_lens_figures": "phenolapse.report.lens_figures",
-    "write_comparison_figures": "phenolapse.report.comparison_figures",
-    "draw_growth_figures": "phenolapse.report.growth_figures",
-    "write_growth_report": "phenolapse.report.growth_report",
+_MODULES = {
+    "phenolapse.report.html": ("write_html", "render_html"),
+    "phenolapse.report.pipeline_report": ("build_pipeline_report",),
+    "phenolapse.report.temporal_figures": ("write_temporal_figures",),
+    "phenolapse.report.lens_figures": ("write_lens_figures",),
+    "phenolapse.report.comparison_figures": ("write_comparison_figures",),
+    "phenolapse.report.growth_figures": ("draw_growth_figures",),
+    "phenolapse.report.growth_report": ("write_growth_report",),
 }
 
 __all__ = [
@@ -46,4 +45,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+__getattr__, __dir__ = lazy_modules(__name__, _MODULES, __all__)

@@ -179,7 +179,7 @@ class DTWKMeans(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         Parameters
         ----------
         X
-            (m, T) or (m, T, 1) series of the training length.
+            Series as for :meth:`predict`.
 
         Returns
         -------
