@@ -119,6 +119,14 @@ def _number(text: str, *, decimal_comma: bool) -> float:
     return float(s)
 
 
+def _cell_number(text: str, decimal_comma: bool, *, where: str) -> float:
+    """:func:`_number`; a cell that is not a number is a FeatureTableError naming ``where``."""
+    try:
+        return _number(text, decimal_comma=decimal_comma)
+    except ValueError:
+        raise FeatureTableError(f"{where} {text!r} is not a number") from None
+
+
 def _split_header_block(lines: list[str]) -> tuple[dict[str, str], int]:
     """``Key: value`` lines before the table and the index of the table's header line."""
     meta: dict[str, str] = {}
@@ -216,22 +224,13 @@ def read_incucyte_export(
             raise FeatureTableError(
                 f"{path}, line {line_no}: {len(row)} fields, the header has {len(header)}"
             )
-        try:
-            t = _number(row[e_col], decimal_comma=decimal_comma)
-        except ValueError:
-            raise FeatureTableError(
-                f"{path}, line {line_no}: Elapsed {row[e_col]!r} is not a number"
-            ) from None
+        t = _cell_number(row[e_col], decimal_comma, where=f"{path}, line {line_no}: Elapsed")
         if t < last:
             block += 1
         last = t
         for j in data_cols:
-            try:
-                v = _number(row[j], decimal_comma=decimal_comma)
-            except ValueError:
-                raise FeatureTableError(
-                    f"{path}, line {line_no}, column {header[j]!r}: {row[j]!r} is not a number"
-                ) from None
+            where = f"{path}, line {line_no}, column {header[j]!r}:"
+            v = _cell_number(row[j], decimal_comma, where=where)
             records.append((header[j], t, v, block))
     if not records:
         raise FeatureTableError(f"{path}: no data rows below the header")

@@ -45,6 +45,11 @@ _DIM_FACTOR = 8.0
 """An image whose brightest value is this many times below its plate's typical one is flagged."""
 
 
+def _hours(times: list[float]) -> str:
+    """The first ten of ``times``, comma-separated, for a problem's detail."""
+    return ", ".join(f"{t:g}" for t in times[:10])
+
+
 def validate_screen(
     images_dir: str | Path,
     *,
@@ -127,24 +132,13 @@ def validate_screen(
                     "incomplete_time_points": len(short),
                 }
             )
+            where = f"{plate!s} {well!s}"
             if missing:
-                shown = ", ".join(f"{t:g}" for t in missing[:10])
-                problems.append(
-                    (
-                        "missing time points",
-                        f"{plate!s} {well!s}",
-                        f"{len(missing)} of {len(plate_times)}: {shown} h",
-                    )
-                )
+                detail = f"{len(missing)} of {len(plate_times)}: {_hours(missing)} h"
+                problems.append(("missing time points", where, detail))
             if short:
-                shown = ", ".join(f"{t:g}" for t in short[:10])
-                problems.append(
-                    (
-                        "missing images",
-                        f"{plate!s} {well!s}",
-                        f"fewer than {expected} fields x tiles at {shown} h",
-                    )
-                )
+                detail = f"fewer than {expected} fields x tiles at {_hours(short)} h"
+                problems.append(("missing images", where, detail))
     return ValidationReport(
         pd.DataFrame(rows),
         pd.DataFrame(problems, columns=_COLUMNS),

@@ -326,14 +326,13 @@ def load_backbone_weights(model: nn.Module, path: str | Path, *, name: str) -> n
         for k in sorted(feature_keys & set(state))
         if state[k].shape != expected[k].shape and k != "pos_embed"
     ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing tensors (e.g. {missing[:5]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:5]})")
-        if wrong:
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
+    examples: list[tuple[list[str], str, object]] = [
+        (missing, "missing tensors", missing[:5]),
+        (unexpected, "unexpected tensors", unexpected[:5]),
+        (wrong, "shape mismatches", "; ".join(wrong[:3])),
+    ]
+    parts = [f"{len(found)} {what} (e.g. {shown})" for found, what, shown in examples if found]
+    if parts:
         hint = f"; expected {PRETRAINED[name].expected_file}" if name in PRETRAINED else ""
         raise CheckpointError(
             f"{path}: does not fit the {name} network: " + ", ".join(parts) + hint
