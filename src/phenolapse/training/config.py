@@ -115,10 +115,7 @@ class TrainConfig(BaseModel):
         description="Fraction of (plate, well) groups held out for the validation loss and the "
         "k-NN score.",
     )
-    seed: int = Field(
-        default=0,
-        description="Seeds initialisation, the split, the data order and every augmentation.",
-    )
+    seed: int = Field(0, description="Seeds the weights, the split, the order and the views.")
     device: str = Field(default="auto", description=DEVICE_HELP)
     amp: bool | None = Field(
         default=None, description="bf16 autocast; unset: on for CUDA, off for CPU."
@@ -169,11 +166,10 @@ class TrainConfig(BaseModel):
         description="Two-view objectives: side of a view as a fraction of the model input; views "
         "are crops at the frame's own magnification, never zoomed.",
     )
-    jitter: float = Field(
-        default=0.1, ge=0, lt=1,
-        description="Two-view objectives: largest relative change of a view's contrast (and "
-        "half of it, in standard deviations, of its brightness).",
-    )
+    jitter: float = Field(0.1, ge=0, lt=1, description=(
+        "Two-view objectives: largest relative change of a view's contrast (and half of it, in "
+        "standard deviations, of its brightness)."
+    ))
     weight_decay: float = Field(
         default=1e-4, ge=0, description="Two-view objectives: AdamW weight decay."
     )

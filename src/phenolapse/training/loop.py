@@ -14,7 +14,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,103 @@ def _subsample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(idx, size=n, replace=False))
 
 
+@dataclass
+class RunStart:
+    """What every training run settles before it loads images: the split, device, checkpoint."""
+
+    manifest: pd.DataFrame
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    checkpoint: dict[str, Any] | None
+    dist: _Dist
+    device: torch.device
+    amp: bool
+
+
+def start_run(
+    manifest: pd.DataFrame, *, out: Path, config: TrainConfig, resume: bool
+) -> RunStart:
+    """Refuse to overwrite a run, read the checkpoint to resume, pick the device, split by well.
+
+    At most ``max_images`` training images (and proportionally many validation images) are kept.
+    """
+    if list_checkpoints(out) and not resume:
+        raise ConfigError(
+            f"{out} already holds checkpoints of a run; pass resume=True (--resume) to continue it "
+            f"or choose a new output folder"
+        )
+    ckpt = _load_last_checkpoint(out, config) if resume else None
+    dist, device = _init_distributed(config)
+    amp = config.amp if config.amp is not None else device.type == "cuda"
+    manifest = manifest.reset_index(drop=True)
+    train_idx, val_idx = split_by_well(manifest, val_fraction=config.val_fraction, seed=config.seed)
+    if len(train_idx) == 0:
+        raise ConfigError("no training images left after the validation split; lower val_fraction")
+    if config.max_images is not None:
+        rng = np.random.default_rng(config.seed)
+        n_val = math.ceil(config.max_images * config.val_fraction / (1 - config.val_fraction))
+        train_idx = _subsample(train_idx, config.max_images, rng)
+        val_idx = _subsample(val_idx, n_val, rng)
+    return RunStart(manifest, train_idx, val_idx, ckpt, dist, device, amp)
+
+
+def restore(
+    ckpt: dict[str, Any] | None, out: Path, columns: list[str], **states: Any
+) -> tuple[pd.DataFrame, int]:
+    """Load each of ``states`` (model, optimizer, ...) from the checkpoint's entry of that name.
+
+    Returns the history so far and the first epoch still to train (1 without a checkpoint).
+    """
+    if ckpt is None:
+        return pd.DataFrame(columns=columns, dtype=float), 1
+    for key, obj in states.items():
+        obj.load_state_dict(ckpt[key])
+    history = pd.DataFrame(ckpt["history"], columns=columns).astype(float)
+    start_epoch = int(ckpt["epoch"]) + 1
+    log.info("resuming %s after epoch %d", out, start_epoch - 1)
+    return history, start_epoch
+
+
+def end_of_epoch(
+    *, epoch: int, loss_sum: float, count: int, lr: float, t0: float, dist: _Dist,
+    device: torch.device, scores: Callable[[], dict[str, float]], progress: bool,
+) -> dict[str, float]:
+    """The history row of an epoch: mean training loss over all processes, validation scores."""
+    total, n = _all_reduce_sum([loss_sum, float(count)], dist, device)
+    row = {"epoch": epoch, "train_loss": total / max(n, 1), **scores(), "lr": lr,
+           "seconds": time.perf_counter() - t0}
+    if progress:
+        knn = row.get("val_knn", math.nan)
+        tail = "" if math.isnan(knn) else f", held-out k-NN balanced accuracy {knn:.3f}"
+        tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.5f}, validation loss "
+                   f"{row['val_loss']:.5f}{tail}, lr {lr:.2g}")
+    return row
+
+
+def optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Move a (resumed) optimizer's state tensors to ``device``."""
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)
+
+
+def wrap_for_training(
+    model: nn.Module, *, dist: _Dist, device: torch.device, compile_model: bool
+) -> nn.Module:
+    """``model`` under DistributedDataParallel (several processes) and ``torch.compile``."""
+    net: nn.Module = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile_model:
+        net = torch.compile(net)  # type: ignore[assignment]
+    return net
+
+
 def _build_model(config: TrainConfig, in_channels: int) -> ConvAE:
     if config.init_weights is not None:
         return load_convae(config.init_weights, in_channels=in_channels).train()
@@ -291,29 +388,14 @@ def _train(
 
         result: TrainResult = train_ssl(manifest, out=out, config=config, resume=resume)
         return result
-    if list_checkpoints(out) and not resume:
-        raise ConfigError(
-            f"{out} already holds checkpoints of a run; pass resume=True (--resume) to continue it "
-            f"or choose a new output folder"
-        )
-    ckpt = _load_last_checkpoint(out, config) if resume else None
-    dist, device = _init_distributed(config)
+    run = start_run(manifest, out=out, config=config, resume=resume)
+    ckpt, dist, device, amp = run.checkpoint, run.dist, run.device, run.amp
     is_main = dist.rank == 0
-    amp = config.amp if config.amp is not None else device.type == "cuda"
     channels_last = (
         config.channels_last if config.channels_last is not None else device.type == "cuda"
     )
     progress = config.progress and is_main
-
-    manifest = manifest.reset_index(drop=True)
-    train_idx, val_idx = split_by_well(manifest, val_fraction=config.val_fraction, seed=config.seed)
-    if len(train_idx) == 0:
-        raise ConfigError("no training images left after the validation split; lower val_fraction")
-    if config.max_images is not None:
-        rng = np.random.default_rng(config.seed)
-        n_val = math.ceil(config.max_images * config.val_fraction / (1 - config.val_fraction))
-        train_idx = _subsample(train_idx, config.max_images, rng)
-        val_idx = _subsample(val_idx, n_val, rng)
+    manifest, train_idx, val_idx = run.manifest, run.train_idx, run.val_idx
     ranges = plate_intensity_ranges(manifest, config.preprocess, seed=config.seed)
     plates = manifest["plate"].astype(str).to_numpy()
     paths = manifest["image_path"].to_numpy()
@@ -351,31 +433,14 @@ def _train(
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, [config.lr_decay_epoch], gamma=config.lr_decay
     )
-    history = pd.DataFrame(columns=HISTORY_COLUMNS, dtype=float)
-    start_epoch = 1
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        history = pd.DataFrame(ckpt["history"], columns=HISTORY_COLUMNS).astype(float)
-        start_epoch = int(ckpt["epoch"]) + 1
-        log.info("resuming %s after epoch %d", out, start_epoch - 1)
+    history, start_epoch = restore(
+        ckpt, out, HISTORY_COLUMNS, model=model, optimizer=optimizer, scheduler=scheduler
+    )
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    for state in optimizer.state.values():
-        for k, v in state.items():
-            if isinstance(v, torch.Tensor) and k != "step":
-                state[k] = v.to(device)
-    net: nn.Module = model
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if config.compile:
-        net = torch.compile(net)  # type: ignore[assignment]
+    optimizer_to(optimizer, device)
+    net = wrap_for_training(model, dist=dist, device=device, compile_model=config.compile)
 
     pin = device.type == "cuda"
     val_loader: DataLoader[torch.Tensor] | None = None
@@ -457,15 +522,10 @@ def _train(
             if progress and (b % 10 == 0 or b == len(loader) - 1):
                 bar.set_postfix(loss=f"{float(loss_sum) / max(n_views, 1):.4f}")
         scheduler.step()
-        total, count = _all_reduce_sum([float(loss_sum), float(n_views)], dist, device)
-        val = validate()
-        record({"epoch": epoch, "train_loss": total / max(count, 1), **val, "lr": lr,
-                "seconds": time.perf_counter() - t0})
-        if progress:
-            tqdm.write(
-                f"epoch {epoch}: train loss {total / max(count, 1):.5f}, "
-                f"validation loss {val['val_loss']:.5f}, lr {lr:.2g}"
-            )
+        record(end_of_epoch(
+            epoch=epoch, loss_sum=float(loss_sum), count=n_views, lr=lr, t0=t0, dist=dist,
+            device=device, scores=validate, progress=progress,
+        ))
         if is_main:
             _save_checkpoint(out, epoch, model, optimizer, scheduler, config, history)
             _write_outputs(out, history)

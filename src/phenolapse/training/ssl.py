@@ -38,7 +38,7 @@ from phenolapse.io_utils import FORMAT_VERSION, atomic_path
 from phenolapse.models.convae import ConvAE, load_convae, pooled_encoder_features, save_convae
 from phenolapse.models.resnet import SmallResNet, save_encoder
 from phenolapse.training.config import TrainConfig
-from phenolapse.training.dataset import FrameStore, item_generator, split_by_well
+from phenolapse.training.dataset import FrameStore, item_generator
 from phenolapse.training.objectives import DINO, Objective, build_objective
 from phenolapse.training.transforms import gaussian_blur, resize
 
@@ -416,36 +416,21 @@ def train_ssl(
     """
     from phenolapse.training.loop import (
         TrainResult,
-        _all_reduce_sum,
         _epoch_order,
-        _init_distributed,
-        _load_last_checkpoint,
-        _subsample,
-        list_checkpoints,
+        end_of_epoch,
+        optimizer_to,
+        restore,
+        start_run,
+        wrap_for_training,
     )
     from phenolapse.training.plots import plot_loss_curve
 
     check_objective(config)
-    if list_checkpoints(out) and not resume:
-        raise ConfigError(
-            f"{out} already holds checkpoints of a run; pass resume=True (--resume) to continue it "
-            f"or choose a new output folder"
-        )
-    ckpt = _load_last_checkpoint(out, config) if resume else None
-    dist, device = _init_distributed(config)
+    run = start_run(manifest, out=out, config=config, resume=resume)
+    ckpt, dist, device, amp = run.checkpoint, run.dist, run.device, run.amp
     is_main = dist.rank == 0
-    amp = config.amp if config.amp is not None else device.type == "cuda"
     progress = config.progress and is_main
-
-    manifest = manifest.reset_index(drop=True)
-    train_idx, val_idx = split_by_well(manifest, val_fraction=config.val_fraction, seed=config.seed)
-    if len(train_idx) == 0:
-        raise ConfigError("no training images left after the validation split; lower val_fraction")
-    if config.max_images is not None:
-        rng = np.random.default_rng(config.seed)
-        n_val = math.ceil(config.max_images * config.val_fraction / (1 - config.val_fraction))
-        train_idx = _subsample(train_idx, config.max_images, rng)
-        val_idx = _subsample(val_idx, n_val, rng)
+    manifest, train_idx, val_idx = run.manifest, run.train_idx, run.val_idx
     ranges = plate_intensity_ranges(manifest, config.preprocess, seed=config.seed)
     train_bank = load_bank(manifest, train_idx, config, ranges, progress=progress)
     val_bank = load_bank(manifest, val_idx, config, ranges, progress=progress) if len(
@@ -465,31 +450,14 @@ def train_ssl(
     params = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    history = pd.DataFrame(columns=SSL_HISTORY_COLUMNS, dtype=float)
-    start_epoch = 1
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        objective.load_state_dict(ckpt["objective"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        history = pd.DataFrame(ckpt["history"], columns=SSL_HISTORY_COLUMNS).astype(float)
-        start_epoch = int(ckpt["epoch"]) + 1
-        log.info("resuming %s after epoch %d", out, start_epoch - 1)
+    history, start_epoch = restore(
+        ckpt, out, SSL_HISTORY_COLUMNS, model=model, objective=objective, optimizer=optimizer,
+        scheduler=scheduler,
+    )
     model.to(device)
     objective.to(device)
-    for state in optimizer.state.values():
-        for k, v in state.items():
-            if isinstance(v, torch.Tensor) and k != "step":
-                state[k] = v.to(device)
-    net: nn.Module = features
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(
-            features, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if config.compile:
-        net = torch.compile(net)  # type: ignore[assignment]
+    optimizer_to(optimizer, device)
+    net = wrap_for_training(features, dist=dist, device=device, compile_model=config.compile)
 
     def record(row: dict[str, float]) -> None:
         nonlocal history
@@ -538,15 +506,10 @@ def train_ssl(
             if progress and (b % 10 == 0 or b == n_batches - 1):
                 bar.set_postfix(loss=f"{loss_sum / max(n_seen, 1):.4f}")
         scheduler.step()
-        total, count = _all_reduce_sum([loss_sum, float(n_seen)], dist, device)
-        val = scores()
-        record({"epoch": epoch, "train_loss": total / max(count, 1), **val, "lr": lr,
-                "seconds": time.perf_counter() - t0})
-        if progress:
-            tqdm.write(
-                f"epoch {epoch}: train loss {total / max(count, 1):.4f}, validation loss "
-                f"{val['val_loss']:.4f}, held-out k-NN balanced accuracy {val['val_knn']:.3f}"
-            )
+        record(end_of_epoch(
+            epoch=epoch, loss_sum=loss_sum, count=n_seen, lr=lr, t0=t0, dist=dist,
+            device=device, scores=scores, progress=progress,
+        ))
         if is_main:
             save_state(out / "checkpoints" / f"epoch_{epoch:03d}.pt", {
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
