@@ -155,6 +155,11 @@ def _load_masks(paths: list[Path], config: LensConfig, crop: np.ndarray) -> np.n
     return np.stack(out)
 
 
+def _options(config: LensConfig, *names: str) -> dict[str, Any]:
+    """The options ``names`` of ``config``, as keyword arguments of the functions named alike."""
+    return {name: getattr(config, name) for name in names}
+
+
 def fit_head_predict(
     x: np.ndarray,
     y: np.ndarray,
@@ -539,24 +544,26 @@ def _fit_lens(
         coef=coef,
         head=start,
         detach=config.detach_classification,
-        init=config.init,
-        feature_mode=config.feature_mode,
-        orientations=config.orientations,
-        epochs=config.epochs,
-        lens_lr=config.lens_lr,
-        head_lr=config.head_lr,
-        batch_size=config.batch_size,
         seed=split.seed,
         device=device,
-        progress=config.progress,
+        **_options(
+            config,
+            "init",
+            "feature_mode",
+            "orientations",
+            "epochs",
+            "lens_lr",
+            "head_lr",
+            "batch_size",
+            "progress",
+        ),
     )
     proba = predict_proba(
         ae,
         head,
         screen.images[split.test_idx],
         lens=lens,
-        feature_mode=config.feature_mode,
-        orientations=config.orientations,
+        **_options(config, "feature_mode", "orientations"),
         device=device,
     )
     return _LensFit(
@@ -632,8 +639,7 @@ def _importance(
             x_test[sel],
             y_test[sel],
             lens=lens,
-            feature_mode=config.feature_mode,
-            orientations=config.orientations,
+            **_options(config, "feature_mode", "orientations"),
             steps=config.ig_steps,
         )
     panels = []

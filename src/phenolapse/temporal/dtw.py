@@ -453,6 +453,22 @@ def _check_k(k: Any, n: int, name: str = "k") -> int:
     return int(k)
 
 
+def _fit_options(
+    k: int, n_init: Any, max_iter: Any, dba_iter: Any, tol: Any, seed: Any, subsample: Any, /
+) -> dict[str, Any]:
+    """The restart options of :func:`_fit_many`, checked (``k``: the largest number of clusters)."""
+    _check_positive(n_init=n_init, max_iter=max_iter, dba_iter=dba_iter)
+    _check_tol(tol)
+    return {
+        "n_init": n_init,
+        "max_iter": max_iter,
+        "dba_iter": dba_iter,
+        "tol": tol,
+        "seed": _check_seed(seed),
+        "subsample": _check_subsample(subsample, k),
+    }
+
+
 def _check_positive(**values: Any) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -532,22 +548,8 @@ def dtw_kmeans(
     x = _as_matrix(X, "X")
     w = _window_arg(window)
     k = _check_k(k, x.shape[0])
-    _check_positive(n_init=n_init, max_iter=max_iter, dba_iter=dba_iter)
-    _check_tol(tol)
-    seed = _check_seed(seed)
-    subsample = _check_subsample(subsample, k)
-    fits = _fit_many(
-        x,
-        [k],
-        w,
-        n_init=n_init,
-        max_iter=max_iter,
-        dba_iter=dba_iter,
-        tol=tol,
-        seed=seed,
-        subsample=subsample,
-        pairwise_sq=None,
-    )
+    options = _fit_options(k, n_init, max_iter, dba_iter, tol, seed, subsample)
+    fits = _fit_many(x, [k], w, pairwise_sq=None, **options)
     return fits[k][0]
 
 
@@ -611,27 +613,12 @@ def select_k(
             raise ConfigError(
                 f"cannot score k={k} by silhouette with {n} series; use 2 <= k <= {n - 1}"
             )
-    _check_positive(n_init=n_init, max_iter=max_iter, dba_iter=dba_iter)
-    _check_tol(tol)
-    seed = _check_seed(seed)
-    subsample = _check_subsample(subsample, max(k_list))
+    options = _fit_options(max(k_list), n_init, max_iter, dba_iter, tol, seed, subsample)
     start = time.perf_counter()
     sq = _kernels().pdist_sq(x, w)
     dist = np.sqrt(sq)
     matrix_seconds = time.perf_counter() - start
-    fits = _fit_many(
-        x,
-        k_list,
-        w,
-        n_init=n_init,
-        max_iter=max_iter,
-        dba_iter=dba_iter,
-        tol=tol,
-        seed=seed,
-        subsample=subsample,
-        pairwise_sq=sq,
-        progress=progress,
-    )
+    fits = _fit_many(x, k_list, w, pairwise_sq=sq, progress=progress, **options)
     rows = []
     results: dict[int, DTWKMeansResult] = {}
     for k in k_list:
