@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from phenolapse.errors import ConfigError
 from phenolapse.io_utils import read_yaml_mapping
@@ -33,6 +40,11 @@ def check_device(value: str) -> str:
 
 Device = Annotated[str, AfterValidator(check_device)]
 """A torch device name as every stage accepts it (default ``auto`` everywhere)."""
+
+
+def device_field(what: str) -> Any:
+    """The ``device`` option of a stage: ``what`` runs there, ``auto`` by default."""
+    return Field(default="auto", description=f"{what}: {DEVICE_HELP}")
 
 
 def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

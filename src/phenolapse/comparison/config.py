@@ -9,7 +9,7 @@ from pydantic import Field
 
 from phenolapse.comparison.retrieval import DISTANCE_METRICS
 from phenolapse.data.imageio import PreprocessConfig
-from phenolapse.stage_config import Device, StageConfig
+from phenolapse.stage_config import Device, StageConfig, device_field
 
 
 class CompareConfig(StageConfig):
@@ -99,13 +99,7 @@ class CompareConfig(StageConfig):
         ge=0,
         description="Images timed per extractor (the same sample for all); 0 skips timing.",
     )
-    device: Device = Field(
-        default="auto",
-        description=(
-            "Device the extractors run on: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or "
-            "``cuda:N``."
-        ),
-    )
+    device: Device = device_field("Device the extractors run on")
     weights_dir: Path | None = Field(
         default=None, description="Folder searched for pretrained networks' published weight files."
     )

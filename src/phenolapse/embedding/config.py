@@ -8,7 +8,7 @@ from pydantic import Field
 
 from phenolapse.data.imageio import PreprocessConfig
 from phenolapse.embedding.normalize import NormalizationConfig
-from phenolapse.stage_config import Device, StageConfig
+from phenolapse.stage_config import Device, StageConfig, device_field
 
 
 class EmbedConfig(StageConfig):
@@ -47,13 +47,7 @@ class EmbedConfig(StageConfig):
             "activations in the CPU cache, large ones fill a GPU)."
         ),
     )
-    device: Device = Field(
-        default="auto",
-        description=(
-            "Device the extractor runs on: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or "
-            "``cuda:N``."
-        ),
-    )
+    device: Device = device_field("Device the extractor runs on")
     num_workers: int | None = Field(
         default=None,
         ge=0,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from phenolapse.data.imageio import PreprocessConfig
-from phenolapse.stage_config import Device, StageConfig
+from phenolapse.stage_config import Device, StageConfig, device_field
 
 
 class LensConfig(StageConfig):
@@ -134,13 +134,7 @@ class LensConfig(StageConfig):
             "image."
         ),
     )
-    device: Device = Field(
-        default="auto",
-        description=(
-            "Device of lens and head training: ``auto`` (CUDA when available), ``cpu``, ``cuda`` "
-            "or ``cuda:N``."
-        ),
-    )
+    device: Device = device_field("Device of lens and head training")
     importance_examples: int = Field(
         default=6, ge=0, description="Examples per mining rule saved as image | map panels."
     )
