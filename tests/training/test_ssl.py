@@ -183,3 +183,24 @@ def test_cli_trains_a_two_view_model(tiny_manifest: pd.DataFrame, tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "k-NN balanced accuracy" in result.output
     assert isinstance(load_extractor(out / "model.pt"), ResNetExtractor)
+
+
+def test_a_two_view_resnet_serves_as_the_lens_extractor(ssl_run) -> None:  # type: ignore[no-untyped-def]
+    from phenolapse.lens.model import extract_features, predict_proba, train_lens
+    from phenolapse.models.random_init import random_convae
+
+    encoder = ssl_run.model
+    x = np.random.default_rng(0).random((24, 1, 32, 32)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 8)
+    feats = extract_features(encoder, torch.as_tensor(x), orientations=8)
+    assert feats.shape == (24, 24)
+    lens, head, hist = train_lens(
+        random_convae(seed=0), x, y, n_classes=3, coef=1.0, epochs=1, batch_size=8,
+        encoder=encoder, progress=False,
+    )
+    assert len(hist.bce) == 1 and np.isfinite(hist.ce[0])
+    proba = predict_proba(encoder, head, x, lens=lens)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    # F stayed frozen: the encoder's weights are those of the run
+    for key, value in load_extractor(ssl_run.model_path).model.state_dict().items():
+        assert torch.equal(encoder.state_dict()[key], value), key

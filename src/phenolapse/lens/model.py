@@ -52,9 +52,13 @@ def _undo_dihedral(z: torch.Tensor) -> torch.Tensor:
 
 
 def extract_features(
-    model: ConvAE, x: torch.Tensor, *, mode: FeatureMode = "latent", orientations: int = 1
+    model: nn.Module, x: torch.Tensor, *, mode: FeatureMode = "latent", orientations: int = 1
 ) -> torch.Tensor:
     """Features of images ``x`` from ``model``'s encoder (differentiable).
+
+    ``model`` is a ConvAE (its encoder, read as ``mode`` says) or any other encoder module
+    mapping images to feature vectors, such as a two-view-trained
+    :class:`~phenolapse.models.resnet.SmallResNet` (its own features; ``mode`` is not used).
 
     ``latent``: the flattened latent (the reference); ``pooled``: mean and max over space of each
     ReLU activation and of the latent (2 * (128 + 64 + 32 + 4) = 456 numbers), which does not
@@ -62,10 +66,15 @@ def extract_features(
     rotations and their mirror images (latent maps are turned back before averaging), so the
     features no longer depend on how cells happen to be oriented; images must be square.
     """
-    if mode not in ("latent", "pooled"):
-        raise ValueError(f"feature mode must be 'latent' or 'pooled', got {mode!r}")
     if orientations not in ORIENTATIONS:
         raise ValueError(f"orientations must be 1 or 8, got {orientations!r}")
+    if not isinstance(model, ConvAE):  # any encoder mapping images to features (``mode`` unused)
+        if orientations == 1:
+            out: torch.Tensor = model(x)
+            return out
+        return model(_dihedral(x)).reshape(8, x.shape[0], -1).mean(0)
+    if mode not in ("latent", "pooled"):
+        raise ValueError(f"feature mode must be 'latent' or 'pooled', got {mode!r}")
     if orientations == 1:
         return model.features(x) if mode == "latent" else model.pooled_features(x)
     if x.shape[-1] != x.shape[-2]:
@@ -78,8 +87,15 @@ def extract_features(
     return latent.reshape(8, n, -1).mean(0)
 
 
-def n_features(model: ConvAE, image_size: int, *, mode: FeatureMode = "latent") -> int:
+def n_features(model: nn.Module, image_size: int, *, mode: FeatureMode = "latent") -> int:
     """Length of the feature vector for square images of side ``image_size``."""
+    if not isinstance(model, ConvAE):
+        known = getattr(model, "n_features", None)
+        if isinstance(known, int):
+            return known
+        with torch.no_grad():
+            c = int(getattr(model, "in_channels", 1))
+            return int(model(torch.zeros(2, c, image_size, image_size)).shape[1])
     if mode == "pooled":
         return pooled_feature_count(model.encoder)
     return LATENT_CHANNELS * (image_size // 4) ** 2
@@ -147,7 +163,7 @@ def make_lens(autoencoder: ConvAE, *, init: str = "extractor", seed: int = 0) ->
 
 def lens_losses(
     lens: ConvAE,
-    extractor: ConvAE,
+    extractor: nn.Module,
     head: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -208,6 +224,7 @@ def train_lens(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    encoder: nn.Module | None = None,
 ) -> tuple[ConvAE, LinearHead, LensHistory]:
     """Train a fresh lens and head jointly; ``F`` is a frozen copy of ``autoencoder``'s encoder.
 
@@ -233,13 +250,13 @@ def train_lens(
     device = torch.device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    extractor = freeze(copy.deepcopy(autoencoder)).to(device)
+    extractor = freeze(copy.deepcopy(encoder if encoder is not None else autoencoder)).to(device)
     lens = make_lens(autoencoder, init=init, seed=seed).to(device)
     x_all = torch.as_tensor(np.asarray(images, dtype=np.float32))
     y_all = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     if head is None:
         size = int(x_all.shape[-1])
-        head = LinearHead(n_features(autoencoder, size, mode=feature_mode), n_classes)
+        head = LinearHead(n_features(extractor, size, mode=feature_mode), n_classes)
     else:
         head = copy.deepcopy(head)
     head = head.to(device).train()
@@ -326,7 +343,7 @@ def batched(
 
 
 def predict_proba(
-    extractor: ConvAE,
+    extractor: nn.Module,
     head: nn.Module,
     images: np.ndarray | torch.Tensor,
     *,

@@ -115,7 +115,7 @@ class TrainConfig(BaseModel):
         description="Fraction of (plate, well) groups held out for the validation loss and the "
         "k-NN score.",
     )
-    seed: int = Field(0, description="Seeds the weights, the split, the order and the views.")
+    seed: int = Field(default=0, description="Seeds the weights, split, order and views.")
     device: str = Field(default="auto", description=DEVICE_HELP)
     amp: bool | None = Field(
         default=None, description="bf16 autocast; unset: on for CUDA, off for CPU."
@@ -166,7 +166,7 @@ class TrainConfig(BaseModel):
         description="Two-view objectives: side of a view as a fraction of the model input; views "
         "are crops at the frame's own magnification, never zoomed.",
     )
-    jitter: float = Field(0.1, ge=0, lt=1, description=(
+    jitter: float = Field(default=0.1, ge=0, lt=1, description=(
         "Two-view objectives: largest relative change of a view's contrast (and half of it, in "
         "standard deviations, of its brightness)."
     ))
