@@ -204,3 +204,19 @@ def test_a_two_view_resnet_serves_as_the_lens_extractor(ssl_run) -> None:  # typ
     # F stayed frozen: the encoder's weights are those of the run
     for key, value in load_extractor(ssl_run.model_path).model.state_dict().items():
         assert torch.equal(encoder.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("name", ["ssl_cpu.yaml", "ssl_gpu.yaml"])
+def test_example_recipes_configure_every_stage_alike(name: str) -> None:
+    from phenolapse.cli._common import config_from_options
+    from phenolapse.comparison import CompareConfig
+    from phenolapse.embedding.config import EmbedConfig
+    from phenolapse.training.config import TrainConfig
+
+    path = Path(__file__).resolve().parents[2] / "examples" / name
+    train_cfg = config_from_options(TrainConfig, path, section="train")
+    assert train_cfg.objective == "simclr" and train_cfg.encoder == "resnet"
+    assert train_cfg.temporal_positives == 1.0
+    size = train_cfg.preprocess.image_size
+    assert config_from_options(EmbedConfig, path, section="embed").preprocess.image_size == size
+    assert config_from_options(CompareConfig, path, section="compare").preprocess.image_size == size
