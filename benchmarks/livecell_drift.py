@@ -38,16 +38,24 @@ DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "livecell-shsy5y"
 
 
 def field_spearman(features: np.ndarray, meta: pd.DataFrame) -> dict[str, float]:
-    """Spearman of (distance to the first time point, time) per well and field."""
+    """Spearman of (distance to the first time point, time) per well and field.
+
+    A field's profile at a time point is the mean of its tiles' features (as the pipeline's
+    well profiles are).
+    """
     out = {}
     for (well, field), g in meta.groupby(["well", "field"], sort=True):
-        g = g.sort_values("time_h")
-        x = features[g.index.to_numpy()].astype(np.float64)
+        # the field's profile per time point: the mean over its tiles
+        frame = pd.DataFrame(features[g.index.to_numpy()].astype(np.float64))
+        frame["time_h"] = g["time_h"].to_numpy()
+        prof = frame.groupby("time_h", sort=True).mean()
+        x = prof.to_numpy()
+        times = prof.index.to_numpy()
         sd = x.std(axis=0)
         keep = sd > 1e-12
         z = (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
         d = np.linalg.norm(z - z[0], axis=1)
-        out[f"{well}_{field}"] = round(float(spearmanr(g["time_h"], d).statistic), 3)
+        out[f"{well}_{field}"] = round(float(spearmanr(times, d).statistic), 3)
     return out
 
 
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     manifest = build_manifest(args.data, progress=False).reset_index(drop=True)
     pre = PreprocessConfig(crop_size=args.crop_size, image_size=args.image_size, mode=args.mode)
     images = torch.as_tensor(
-        np.stack([load_for_model(p, pre) for p in manifest["image_path"]])
+        np.concatenate([load_for_model(p, pre) for p in manifest["image_path"]])
     )
     summary: dict[str, object] = {"n_images": len(manifest), "image_size": args.image_size}
     for path in args.weights:
