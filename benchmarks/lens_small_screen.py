@@ -16,6 +16,10 @@ and ConvAE vs classical over seeds x cell lines), the mean per-class recall of t
 a signature and of the control-like classes (controls and drugs without one, which look alike by
 construction; from the simulator's ``truth.csv``), and as the last line one JSON object.
 
+``--encoder RUN/model.pt`` makes another trained encoder ``F`` (e.g. a two-view ResNet trained
+on the same tiles: ``phenolapse train --objective simclr --encoder resnet``); the lens still
+starts from the published ConvAE.
+
 Usage: ``python benchmarks/lens_small_screen.py [--work DIR] [--threads 2]``; about 16 minutes
 on two CPU cores (6 with ``--orientations 1``, no orientation averaging).
 """
@@ -177,6 +181,9 @@ def main() -> None:
     ap.add_argument("--lens-epochs", type=int, default=1)
     ap.add_argument("--orientations", type=int, choices=(1, 8), default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--encoder", type=Path, default=None,
+                    help="F for the heads and the lens: weights of any phenolapse train run (e.g. "
+                    "a two-view ResNet); the lens still starts from --weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not args.weights.is_file():
@@ -221,7 +228,9 @@ def main() -> None:
         seconds["adapted_head"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    result = run_lens(manifest, weights=args.weights, out=work / "lens", config=config)
+    result = run_lens(
+        manifest, weights=args.weights, out=work / "lens", config=config, encoder=args.encoder
+    )
     seconds["run_lens"] = time.perf_counter() - t0
 
     res = result.results

@@ -220,3 +220,38 @@ def test_example_recipes_configure_every_stage_alike(name: str) -> None:
     size = train_cfg.preprocess.image_size
     assert config_from_options(EmbedConfig, path, section="embed").preprocess.image_size == size
     assert config_from_options(CompareConfig, path, section="compare").preprocess.image_size == size
+
+
+def test_run_lens_with_a_two_view_encoder_as_f(
+    ssl_run, tiny_manifest: pd.DataFrame, tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import phenolapse.lens.run as lens_run
+    from phenolapse.lens import LensConfig, run_lens
+    from phenolapse.models.convae import ConvAE, save_convae
+
+    widths: list[int] = []
+    original = lens_run.extract_features
+
+    def spy(model, x, **kw):  # type: ignore[no-untyped-def]
+        out = original(model, x, **kw)
+        widths.append(int(out.shape[1]))
+        return out
+
+    monkeypatch.setattr(lens_run, "extract_features", spy)
+
+    torch.manual_seed(0)
+    ae = save_convae(ConvAE(), tmp_path / "convae.pt")
+    config = LensConfig.model_validate({
+        "preprocess": {"crop_size": 256, "image_size": 32}, "last_time_points": 2,
+        "coefs": [1.0], "seeds": [0], "epochs": 1, "head_epochs": 20, "batch_size": 32,
+        "importance_examples": 1, "ig_steps": 4, "progress": False,
+    })
+    result = run_lens(tiny_manifest, weights=ae, out=tmp_path / "lens", config=config,
+                      encoder=ssl_run.model_path)
+    pooled = result.results[result.results["cell_line"] == "pooled"]
+    assert len(pooled) == 1
+    for col in ("top1_plain", "top1_lens", "top3_plain"):
+        assert 0 <= float(pooled[col].iloc[0]) <= 1
+    # the heads saw the ResNet's 8 + 16 stage means, never the ConvAE's 456 pooled activations
+    assert widths and set(widths) == {24}

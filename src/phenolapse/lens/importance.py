@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from phenolapse.lens.model import FeatureMode, extract_features
 from phenolapse.models.convae import ConvAE
@@ -108,7 +109,7 @@ def mask_overlap(maps: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
 
 
 def integrated_gradients(
-    extractor: ConvAE,
+    extractor: nn.Module,
     head: torch.nn.Module,
     images: np.ndarray,
     targets: np.ndarray,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from phenolapse.artefacts import METADATA_NAME, PARQUET_SUFFIXES, read_table
 from phenolapse.data.imageio import preprocess, read_image
@@ -336,6 +337,7 @@ def run_lens(
     weights: str | Path | ConvAE,
     out: str | Path,
     config: LensConfig | None = None,
+    encoder: str | Path | nn.Module | None = None,
 ) -> LensResult:
     """Classify drugs from single images with and without the lens, on held-out wells.
 
@@ -347,7 +349,11 @@ def run_lens(
     source
         Manifest (with plate-map columns) or a ``features.zarr`` folder whose metadata lists images.
     weights
-        The trained ConvAE (file or model): its encoder is the frozen ``F``, the whole model ``AE``.
+        The trained ConvAE (file or model): its encoder is the frozen ``F``, the whole model ``AE``
+        (the lens starts from it and reconstructions are its).
+    encoder
+        Another frozen ``F`` (a weights file any ``phenolapse train`` run wrote, or a module mapping
+        images to features), e.g. a two-view-trained ResNet; ``feature_mode`` then does not apply.
     out
         Output folder (created).
     config
@@ -367,7 +373,8 @@ def run_lens(
     device = resolve_device(config.device)
     screen = _load_screen(meta, config=config, in_channels=ae.in_channels)
     ae.to(device)
-    feats = _extract(screen.images, ae, config=config, device=device)
+    enc = ae if encoder is None else _frozen_encoder(encoder, config).to(device)
+    feats = _extract(screen.images, ae, enc, config=config, device=device)
     tally = _Tally(screen.classes, list(config.coefs))
     show: _Showcase | None = None
     for seed in config.seeds:
@@ -376,7 +383,8 @@ def run_lens(
         tally.add_heads(screen.y[split.test_idx], heads)
         for coef in config.coefs:
             fit = _fit_lens(
-                screen, feats, split, heads, ae=ae, coef=coef, config=config, device=device
+                screen, feats, split, heads, ae=ae, enc=enc, coef=coef, config=config,
+                device=device,
             )
             tally.add_lens(screen, split, heads, fit)
             if show is None or (show.fit.coef == 0 and coef != 0 and show.split.seed == seed):
@@ -385,7 +393,9 @@ def run_lens(
     assert show is not None
     results, per_class = tally.tables(classical=feats.classical is not None)
     tests = _paired_tests(results)
-    examples, overlap, panels = _importance(screen, show, ae, config=config, device=device)
+    examples, overlap, panels = _importance(
+        screen, show, ae, enc, config=config, device=device
+    )
     summary = _summary(
         config,
         classes=screen.classes,
@@ -410,6 +420,16 @@ def run_lens(
     )
     _write(result)
     return result
+
+
+def _frozen_encoder(encoder: str | Path | nn.Module, config: LensConfig) -> nn.Module:
+    """The frozen ``F`` given apart from the ConvAE: a module, or loaded from its weights file."""
+    if not isinstance(encoder, nn.Module):
+        from phenolapse.models.base import load_extractor
+
+        encoder = load_extractor(encoder, input_size=config.preprocess.image_size,
+                                 features="pooled")
+    return freeze(copy.deepcopy(encoder))
 
 
 def _load_screen(meta: pd.DataFrame, *, config: LensConfig, in_channels: int) -> _Screen:
@@ -439,12 +459,12 @@ def _load_screen(meta: pd.DataFrame, *, config: LensConfig, in_channels: int) ->
 
 
 def _extract(
-    images: np.ndarray, ae: ConvAE, *, config: LensConfig, device: torch.device
+    images: np.ndarray, ae: ConvAE, enc: nn.Module, *, config: LensConfig, device: torch.device
 ) -> _Features:
     """``F(x)`` of every crop, and ``F(AE(x))`` / classical features when the config asks."""
     mode, turns = config.feature_mode, config.orientations
     plain = batched(
-        lambda x: extract_features(ae, x, mode=mode, orientations=turns),
+        lambda x: extract_features(enc, x, mode=mode, orientations=turns),
         images,
         batch_size=config.batch_size,
         device=device,
@@ -452,7 +472,7 @@ def _extract(
     reconstruction: np.ndarray | None = None
     if config.head_init == "reconstruction":
         reconstruction = batched(
-            lambda x: extract_features(ae, ae(x), mode=mode, orientations=turns),
+            lambda x: extract_features(enc, ae(x), mode=mode, orientations=turns),
             images,
             batch_size=config.batch_size,
             device=device,
@@ -522,6 +542,7 @@ def _fit_lens(
     heads: _Heads,
     *,
     ae: ConvAE,
+    enc: nn.Module,
     coef: float,
     config: LensConfig,
     device: torch.device,
@@ -546,6 +567,7 @@ def _fit_lens(
         detach=config.detach_classification,
         seed=split.seed,
         device=device,
+        encoder=None if enc is ae else enc,
         **_options(
             config,
             "init",
@@ -559,7 +581,7 @@ def _fit_lens(
         ),
     )
     proba = predict_proba(
-        ae,
+        enc,
         head,
         screen.images[split.test_idx],
         lens=lens,
@@ -593,7 +615,8 @@ def _paired_tests(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _importance(
-    screen: _Screen, show: _Showcase, ae: ConvAE, *, config: LensConfig, device: torch.device
+    screen: _Screen, show: _Showcase, ae: ConvAE, enc: nn.Module, *, config: LensConfig,
+    device: torch.device,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[ImportancePanel]]:
     """Importance maps of the showcase fit's test crops: mined examples, overlap with the
     signature masks, and the panels of the chosen examples (with integrated gradients)."""
@@ -634,7 +657,7 @@ def _importance(
     if config.integrated_gradients and len(chosen):
         sel = chosen["index"].to_numpy()
         ig_maps = integrated_gradients(
-            ae,
+            enc,
             show.fit.head,
             x_test[sel],
             y_test[sel],

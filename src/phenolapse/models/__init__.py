@@ -3,8 +3,9 @@
 - :class:`ConvAE`, :func:`load_convae`, :func:`save_convae`, :func:`read_checkpoint`: the
   convolutional autoencoder and its weight files;
 - :class:`Extractor`, :func:`load_extractor`: any weights file -> an image feature extractor;
-- :func:`load_pretrained`: published ResNet-50 / ViT networks; :func:`random_convae`: an untrained
-  baseline; :func:`classical_features`: intensity and texture features without a network.
+- :class:`SmallResNet`, :class:`ResNetExtractor`: the small ResNet two-view objectives train;
+- :func:`load_pretrained`: published ResNet-50 / ViT networks; :func:`random_convae`,
+  :func:`random_resnet`: untrained baselines; :func:`classical_features`: intensity and texture features without a network.
 
 Names are imported on first use, so ``import phenolapse.models`` does not import torch.
 """
@@ -17,10 +18,11 @@ from phenolapse._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from phenolapse.models.backbones import load_pretrained
-    from phenolapse.models.base import Extractor, load_extractor
+    from phenolapse.models.base import Extractor, ResNetExtractor, load_extractor
     from phenolapse.models.classical import classical_features
     from phenolapse.models.convae import ConvAE, load_convae, read_checkpoint, save_convae
-    from phenolapse.models.random_init import random_convae
+    from phenolapse.models.random_init import random_convae, random_resnet
+    from phenolapse.models.resnet import SmallResNet
 
 _EXPORTS = {
     "ConvAE": "phenolapse.models.convae",
@@ -32,6 +34,9 @@ _EXPORTS = {
     "load_pretrained": "phenolapse.models.backbones",
     "classical_features": "phenolapse.models.classical",
     "random_convae": "phenolapse.models.random_init",
+    "random_resnet": "phenolapse.models.random_init",
+    "ResNetExtractor": "phenolapse.models.base",
+    "SmallResNet": "phenolapse.models.resnet",
 }
 
 __all__ = [
@@ -42,8 +47,11 @@ __all__ = [
     "load_extractor",
     "load_pretrained",
     "random_convae",
+    "random_resnet",
     "read_checkpoint",
+    "ResNetExtractor",
     "save_convae",
+    "SmallResNet",
 ]
 
 

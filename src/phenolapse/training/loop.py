@@ -346,7 +346,11 @@ def train(
     config: TrainConfig | None = None,
     resume: bool = False,
 ) -> TrainResult:
-    """Train a ConvAE on the images of ``manifest`` by self-supervised reconstruction.
+    """Train a feature extractor on the images of ``manifest`` without labels.
+
+    ``config.objective`` ``reconstruction`` (default) trains the ConvAE to reconstruct multi-crop
+    views; ``simclr``, ``vicreg`` and ``dino`` train its encoder or a small ResNet on two views per
+    image (:func:`phenolapse.training.ssl.train_ssl`).
 
     Parameters
     ----------
