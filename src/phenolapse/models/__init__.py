@@ -5,7 +5,8 @@
 - :class:`Extractor`, :func:`load_extractor`: any weights file -> an image feature extractor;
 - :class:`SmallResNet`, :class:`ResNetExtractor`: the small ResNet two-view objectives train;
 - :func:`load_pretrained`: published ResNet-50 / ViT networks; :func:`random_convae`,
-  :func:`random_resnet`: untrained baselines; :func:`classical_features`: intensity and texture features without a network.
+  :func:`random_resnet`: untrained baselines; :func:`classical_features`: intensity and texture
+  features without a network.
 
 Names are imported on first use, so ``import phenolapse.models`` does not import torch.
 """
@@ -42,6 +43,8 @@ _EXPORTS = {
 __all__ = [
     "ConvAE",
     "Extractor",
+    "ResNetExtractor",
+    "SmallResNet",
     "classical_features",
     "load_convae",
     "load_extractor",
@@ -49,9 +52,7 @@ __all__ = [
     "random_convae",
     "random_resnet",
     "read_checkpoint",
-    "ResNetExtractor",
     "save_convae",
-    "SmallResNet",
 ]
 
 
