@@ -60,3 +60,36 @@ def test_benchmark_on_real_bbbc021(shared_data: Path, benchmark_script: Benchmar
     # measured 0.948 (seed 0): level with the intensity/texture baseline, short of 0.95
     assert result["balanced_accuracy"] >= 0.94
     assert result["balanced_accuracy"] >= result["baseline_balanced_accuracy"] - 0.01
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes:UserWarning")
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")
+def test_benchmark_two_view_objective_over_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], benchmark_script: BenchmarkLoader
+) -> None:
+    rng = np.random.default_rng(1)
+    n = 48
+    moa = np.array(["DMSO", "drug"] * (n // 2))
+    field = np.array([f"f{i % 8}" for i in range(n)])
+    base = np.where(moa == "drug", 3000, 1000)[:, None, None, None]
+    images = (base + rng.normal(0, 200, size=(n, 20, 20, 2))).clip(0, 65535).astype(np.uint16)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=images, moa=moa, field=field)
+    args = ["--data", str(path), "--folds", "2", "--image-size", "16", "--threads", "1",
+            "--objective", "simclr", "--encoder", "resnet", "--widths", "4", "8",
+            "--epochs", "1", "--batch-size", "8", "--seeds", "0", "1"]
+    summary = benchmark_script("bbbc021_moa").main(args)
+    assert summary["seeds"] == [0, 1] and summary["objective"] == "simclr"
+    for key in ("balanced_accuracy", "random_init_balanced_accuracy", "baseline_balanced_accuracy"):
+        values = summary[key]
+        assert isinstance(values, list) and len(values) == 2
+        assert all(0.0 <= v <= 1.0 for v in values)
+    assert summary["baseline_balanced_accuracy"] == [1.0, 1.0]
+    # the paired differences are those of the per-seed runs
+    diffs = summary["trained_minus_random"]
+    assert isinstance(diffs, list)
+    expected = [round(a - b, 4) for a, b in zip(
+        summary["balanced_accuracy"], summary["random_init_balanced_accuracy"], strict=True)]
+    assert diffs == pytest.approx(expected, abs=1e-4)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last) == summary
