@@ -216,7 +216,7 @@ def test_example_recipes_configure_every_stage_alike(name: str) -> None:
     path = Path(__file__).resolve().parents[2] / "examples" / name
     train_cfg = config_from_options(TrainConfig, path, section="train")
     assert train_cfg.objective == "simclr" and train_cfg.encoder == "resnet"
-    assert train_cfg.temporal_positives == 1.0
+    assert train_cfg.temporal_positives == 0.5
     size = train_cfg.preprocess.image_size
     assert config_from_options(EmbedConfig, path, section="embed").preprocess.image_size == size
     assert config_from_options(CompareConfig, path, section="compare").preprocess.image_size == size
