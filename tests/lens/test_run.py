@@ -19,7 +19,7 @@ from phenolapse.report.lens_figures import write_lens_figures
 def _config(**kw: object) -> LensConfig:
     base: dict[str, object] = {
         "preprocess": {"crop_size": 256, "image_size": 32},
-        "last_n_timepoints": 2,
+        "last_time_points": 2,
         "coefs": [1.0],
         "seeds": [0, 1],
         "epochs": 1,
