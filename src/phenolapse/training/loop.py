@@ -492,42 +492,20 @@ def _train(
     for epoch in range(start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
         train_set.set_epoch(epoch)
-        sampler: Iterable[int]
-        if dist.enabled:
-            from torch.utils.data.distributed import DistributedSampler
-
-            dsampler: DistributedSampler[int] = DistributedSampler(
-                train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                seed=config.seed,
-            )
-            dsampler.set_epoch(epoch)
-            sampler = dsampler
-        else:
-            sampler = _epoch_order(len(train_set), config.seed, epoch)
         loader = DataLoader(
-            train_set, batch_size=config.batch_size, sampler=sampler,
+            train_set, batch_size=config.batch_size,
+            sampler=_epoch_sampler(train_set, dist=dist, seed=config.seed, epoch=epoch),
             num_workers=config.num_workers, pin_memory=pin,
         )
         lr = float(optimizer.param_groups[0]["lr"])
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        n_views = 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
-        for b, batch in enumerate(bar):
-            views = batch.to(device, non_blocking=True)
-            groups = (
-                [views[:, v] for v in range(views.shape[1])]
-                if config.view_steps == "separate"
-                else [views.flatten(0, 1)]
-            )
-            for x in groups:
-                loss = train_step(net, x, optimizer, amp=amp, channels_last=channels_last)
-                loss_sum += loss.double() * x.shape[0]
-                n_views += x.shape[0]
-            if progress and (b % 10 == 0 or b == len(loader) - 1):
-                bar.set_postfix(loss=f"{float(loss_sum) / max(n_views, 1):.4f}")
+        loss_sum, n_views = _reconstruction_epoch(
+            net, bar, optimizer, device=device, view_steps=config.view_steps, amp=amp,
+            channels_last=channels_last,
+        )
         scheduler.step()
         record(end_of_epoch(
-            epoch=epoch, loss_sum=float(loss_sum), count=n_views, lr=lr, t0=t0, dist=dist,
+            epoch=epoch, loss_sum=loss_sum, count=n_views, lr=lr, t0=t0, dist=dist,
             device=device, scores=validate, progress=progress,
         ))
         if is_main:
@@ -544,6 +522,54 @@ def _train(
             config=config.model_dump(mode="json"), format_version=FORMAT_VERSION,
         )
     return TrainResult(run_dir=out, model_path=model_path, history=history, model=final)
+
+
+def _epoch_sampler(
+    dataset: MultiCropDataset, *, dist: _Dist, seed: int, epoch: int
+) -> Iterable[int]:
+    """The epoch's order: this process's shard under several processes, else a seeded shuffle."""
+    if not dist.enabled:
+        return _epoch_order(len(dataset), seed, epoch)
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler: DistributedSampler[int] = DistributedSampler(
+        dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed
+    )
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+def _reconstruction_epoch(
+    net: nn.Module,
+    batches: Any,
+    optimizer: torch.optim.Optimizer,
+    *,
+    device: torch.device,
+    view_steps: str,
+    amp: bool,
+    channels_last: bool,
+) -> tuple[float, int]:
+    """One pass over the views: a step per view group (``separate``) or per batch (``joint``).
+
+    Returns the summed loss (weighted by views) and the number of views; ``batches`` may be a
+    progress bar, whose postfix shows the running loss.
+    """
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    n_views = 0
+    for b, batch in enumerate(batches):
+        views = batch.to(device, non_blocking=True)
+        groups = (
+            [views[:, v] for v in range(views.shape[1])]
+            if view_steps == "separate"
+            else [views.flatten(0, 1)]
+        )
+        for x in groups:
+            loss = train_step(net, x, optimizer, amp=amp, channels_last=channels_last)
+            loss_sum += loss.double() * x.shape[0]
+            n_views += x.shape[0]
+        if hasattr(batches, "set_postfix") and b % 10 == 0:
+            batches.set_postfix(loss=f"{float(loss_sum) / max(n_views, 1):.4f}")
+    return float(loss_sum), n_views
 
 
 def _save_checkpoint(
