@@ -459,7 +459,8 @@ def _train(
     from phenolapse.training.ssl import ConvAEEncoder, load_probe
 
     probe = (
-        load_probe(manifest, train_idx, val_idx, config, ranges)
+        load_probe(manifest, train_idx, val_idx, config, train_store=train_store,
+                   val_store=val_store)
         if val_store is not None and is_main else None
     )
 

@@ -122,21 +122,38 @@ def load_bank(
         [paths[i] for i in rows], config.preprocess,
         intensity_ranges=[ranges.get(plates[i]) for i in rows], cache_gb=0, progress=False,
     )
+    return bank_from_store(
+        store, np.arange(len(rows)), manifest, rows, config, progress=progress
+    )
+
+
+def bank_from_store(
+    store: FrameStore,
+    images: np.ndarray,
+    manifest: pd.DataFrame,
+    rows: np.ndarray,
+    config: TrainConfig,
+    *,
+    progress: bool = False,
+) -> FrameBank:
+    """The frames of ``store``'s images ``images`` (manifest positions ``rows``) at model size.
+
+    Frames come from the store's cache when it holds them, else they are decoded (in
+    ``num_workers`` threads).
+    """
     size = config.preprocess.image_size
+    k = store.frames_per_image
 
     def one(image: int) -> torch.Tensor:
-        k = store.frames_per_image
-        frames = torch.stack([store.frame(image * k + t) for t in range(k)])
+        frames = torch.stack([store.frame(int(image) * k + t) for t in range(k)])
         return (resize(frames, size).clamp(0, 1) * 255).round().to(torch.uint8)
 
     with ThreadPoolExecutor(max(1, config.num_workers)) as pool:
-        it = pool.map(one, range(len(rows)))
-        out = list(tqdm(it, total=len(rows), desc="decode", disable=not progress, leave=False))
-    frames = torch.cat(out)
-    per = store.frames_per_image
-    frame_rows = np.repeat(np.asarray(rows), per)
-    tiles = np.tile(np.arange(per), len(rows))
-    return FrameBank(frames, frame_rows, _neighbours(manifest, frame_rows, tiles, config))
+        it = pool.map(one, images)
+        out = list(tqdm(it, total=len(images), desc="decode", disable=not progress, leave=False))
+    frame_rows = np.repeat(np.asarray(rows), k)
+    tiles = np.tile(np.arange(k), len(rows))
+    return FrameBank(torch.cat(out), frame_rows, _neighbours(manifest, frame_rows, tiles, config))
 
 
 def _neighbours(
@@ -304,19 +321,24 @@ def make_probe(
 
 def load_probe(
     manifest: pd.DataFrame, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig,
-    ranges: dict[str, tuple[float, float]], *, cap: int = 1000,
+    *, train_store: FrameStore, val_store: FrameStore, cap: int = 1000,
 ) -> Probe | None:
-    """The k-NN probe decoded from the images (for runs that keep no frame bank)."""
+    """The k-NN probe from the frame stores of a run that keeps no frame bank.
+
+    ``train_store`` and ``val_store`` hold the images of ``train_rows`` and ``val_rows`` in that
+    order; their cached frames are reused.
+    """
     ref = probe_rows(manifest, train_rows, config.seed, cap)
     query = probe_rows(manifest, val_rows, config.seed, cap)
     if ref is None or query is None or len(query[0]) == 0 or len(ref[0]) < KNN_K:
         return None
     plain = config.model_copy(update={"temporal_positives": 0.0})
-    ref_bank = load_bank(manifest, np.asarray(train_rows)[ref[0]], plain, ranges, progress=False)
-    query_bank = load_bank(manifest, np.asarray(val_rows)[query[0]], plain, ranges,
-                           progress=False)
-    per = len(ref_bank.frames) // len(ref[0])
-    return Probe(ref_bank, np.repeat(ref[1], per), query_bank, np.repeat(query[1], per))
+    ref_bank = bank_from_store(train_store, ref[0], manifest, np.asarray(train_rows)[ref[0]], plain)
+    query_bank = bank_from_store(
+        val_store, query[0], manifest, np.asarray(val_rows)[query[0]], plain
+    )
+    k = train_store.frames_per_image
+    return Probe(ref_bank, np.repeat(ref[1], k), query_bank, np.repeat(query[1], k))
 
 
 def pair_batch(
@@ -374,6 +396,43 @@ def validate(
     features.train(was)
     objective.train(was)
     return out
+
+
+def objective_and_optimizer(
+    config: TrainConfig, model: nn.Module, features: nn.Module, n_features: int
+) -> tuple[Objective, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The seeded objective (head; DINO's teacher bound to ``features``), AdamW and its cosine."""
+    with torch.random.fork_rng(devices=[]):  # the head's initialisation is seeded too
+        torch.manual_seed(config.seed + 1)
+        objective = build_objective(config.objective, n_features, temperature=config.temperature)
+    if isinstance(objective, DINO):
+        objective.bind(features)
+    params = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return objective, optimizer, scheduler
+
+
+def two_view_step(
+    net: nn.Module,
+    features: nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    views: tuple[torch.Tensor, torch.Tensor],
+    *,
+    device: torch.device,
+    amp: bool,
+) -> float:
+    """One optimizer step on a pair of view batches; ``net`` may wrap ``features`` (DDP, compile).
+
+    Returns the batch's loss.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = objective_loss(net, objective, views[0].to(device), views[1].to(device), amp)
+    loss.backward()
+    optimizer.step()
+    objective.after_step(features)
+    return float(loss.detach())
 
 
 def save_model(model: nn.Module, path: Path, config: TrainConfig, epoch: int) -> Path:
@@ -439,17 +498,10 @@ def train_ssl(
     in_channels = int(train_bank.frames.shape[1])
 
     model, features, n_features = build_encoder(config, in_channels)
-    with torch.random.fork_rng(devices=[]):  # the head's initialisation is seeded too
-        torch.manual_seed(config.seed + 1)
-        objective = build_objective(config.objective, n_features, temperature=config.temperature)
-    if isinstance(objective, DINO):
-        objective.bind(features)
+    objective, optimizer, scheduler = objective_and_optimizer(config, model, features, n_features)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         config.to_yaml(out / "config.yaml")
-    params = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     history, start_epoch = restore(
         ckpt, out, SSL_HISTORY_COLUMNS, model=model, objective=objective, optimizer=optimizer,
         scheduler=scheduler,
@@ -495,13 +547,11 @@ def train_ssl(
             if len(idx) < 2:
                 continue
             gen = item_generator(config.seed, epoch, b * dist.world_size + dist.rank)
-            x1, x2 = pair_batch(train_bank, idx, config, gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss = objective_loss(net, objective, x1.to(device), x2.to(device), amp)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(features)
-            loss_sum += float(loss.detach()) * len(idx)
+            loss = two_view_step(
+                net, features, objective, optimizer, pair_batch(train_bank, idx, config, gen),
+                device=device, amp=amp,
+            )
+            loss_sum += loss * len(idx)
             n_seen += len(idx)
             if progress and (b % 10 == 0 or b == n_batches - 1):
                 bar.set_postfix(loss=f"{loss_sum / max(n_seen, 1):.4f}")
@@ -543,16 +593,9 @@ def fit_two_view(
     q = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
     bank = FrameBank(q, np.arange(len(q)), [np.zeros(0, dtype=np.int64)] * len(q))
     model, features, n_features = build_encoder(config, int(frames.shape[1]))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + 1)
-        objective = build_objective(config.objective, n_features, temperature=config.temperature)
-    if isinstance(objective, DINO):
-        objective.bind(features)
+    objective, optimizer, scheduler = objective_and_optimizer(config, model, features, n_features)
     model.to(device).train()
     objective.to(device).train()
-    params = list(model.parameters()) + [p for p in objective.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     from phenolapse.training.loop import _epoch_order
 
     for epoch in range(1, config.epochs + 1):
@@ -561,11 +604,8 @@ def fit_two_view(
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             if len(idx) < 2:
                 continue
-            x1, x2 = pair_batch(bank, idx, config, item_generator(config.seed, epoch, b))
-            optimizer.zero_grad(set_to_none=True)
-            loss = objective_loss(features, objective, x1.to(device), x2.to(device), False)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(features)
+            views = pair_batch(bank, idx, config, item_generator(config.seed, epoch, b))
+            two_view_step(features, features, objective, optimizer, views, device=device,
+                          amp=False)
         scheduler.step()
     return model.to("cpu").eval()
