@@ -13,19 +13,24 @@ import pytest
 BenchmarkLoader = Callable[[str], ModuleType]
 
 
-@pytest.mark.filterwarnings("ignore:y_pred contains classes:UserWarning")
-@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")
-def test_benchmark_on_synthetic_npz(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], benchmark_script: BenchmarkLoader
-) -> None:
-    rng = np.random.default_rng(0)
+def _synthetic_npz(path: Path, *, seed: int) -> Path:
+    """48 two-channel crops in 8 fields; the drug class is three times brighter."""
+    rng = np.random.default_rng(seed)
     n = 48
     moa = np.array(["DMSO", "drug"] * (n // 2))
     field = np.array([f"f{i % 8}" for i in range(n)])
     base = np.where(moa == "drug", 3000, 1000)[:, None, None, None]
     images = (base + rng.normal(0, 200, size=(n, 20, 20, 2))).clip(0, 65535).astype(np.uint16)
-    path = tmp_path / "tiny.npz"
     np.savez(path, images=images, moa=moa, field=field)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes:UserWarning")
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")
+def test_benchmark_on_synthetic_npz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], benchmark_script: BenchmarkLoader
+) -> None:
+    path = _synthetic_npz(tmp_path / "tiny.npz", seed=0)
     args = ["--data", str(path), "--folds", "2", "--image-size", "16", "--threads", "1"]
     result = benchmark_script("bbbc021_moa").main(args)
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -67,14 +72,7 @@ def test_benchmark_on_real_bbbc021(shared_data: Path, benchmark_script: Benchmar
 def test_benchmark_two_view_objective_over_seeds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], benchmark_script: BenchmarkLoader
 ) -> None:
-    rng = np.random.default_rng(1)
-    n = 48
-    moa = np.array(["DMSO", "drug"] * (n // 2))
-    field = np.array([f"f{i % 8}" for i in range(n)])
-    base = np.where(moa == "drug", 3000, 1000)[:, None, None, None]
-    images = (base + rng.normal(0, 200, size=(n, 20, 20, 2))).clip(0, 65535).astype(np.uint16)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, images=images, moa=moa, field=field)
+    path = _synthetic_npz(tmp_path / "tiny.npz", seed=1)
     args = ["--data", str(path), "--folds", "2", "--image-size", "16", "--threads", "1",
             "--objective", "simclr", "--encoder", "resnet", "--widths", "4", "8",
             "--epochs", "1", "--batch-size", "8", "--seeds", "0", "1"]
