@@ -161,12 +161,26 @@ def two_view_encoder(x: np.ndarray, args: argparse.Namespace, seed: int, *, trai
         "batch_size": args.batch_size, "lr": args.lr, "seed": seed,
         "resnet_widths": args.widths, "view_fraction": args.view_fraction,
         "preprocess": {"image_size": args.image_size}, "progress": False,
+        **parse_overrides(args.set),
     })
     model = (fit_two_view(torch.as_tensor(x), cfg) if train
              else build_encoder(cfg, x.shape[1])[0].eval())
     if args.encoder == "resnet":
         return model, lambda m, data: resnet_features(m, data, orientations=args.orientations)
     return freeze(model), lambda m, data: pooled(m, data, orientations=args.orientations)
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs (VALUE read as YAML) for :class:`TrainConfig` fields."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"error: --set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def lens_features(
@@ -238,6 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--view-fraction", type=float, default=0.75)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other training option, e.g. --set jitter=0 (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.seeds:

@@ -81,7 +81,21 @@ def _train_settings(args: argparse.Namespace, seed: int) -> dict[str, object]:
     else:
         settings.update({"temporal_positives": args.temporal_positives, "lr": args.lr,
                          "resnet_widths": args.widths})
+    settings.update(parse_overrides(args.set))
     return settings
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs (VALUE read as YAML) for :class:`TrainConfig` fields."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def run_seed(args: argparse.Namespace, seed: int, screen_dir: Path, work: Path) -> dict[str, object]:
@@ -171,6 +185,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--temporal-positives", type=float, default=0.0)
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other training option, e.g. --set jitter=0 (repeatable)")
     ap.add_argument("--convae-features", default="latent", choices=["latent", "pooled"],
                     help="features of the ConvAE kinds (the reference latent by default)")
     ap.add_argument(
@@ -206,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "screen": args.preset, "seeds": args.seeds, "objective": args.objective,
         "encoder": args.encoder, "temporal_positives": args.temporal_positives,
         "epochs": args.epochs, "max_images": args.max_images, "image_size": args.image_size,
+        "train_overrides": parse_overrides(args.set),
     }
     if not args.no_flat:
         vs_random = paired(per_seed, "trained", "random-init")

@@ -91,3 +91,26 @@ def test_benchmark_two_view_objective_over_seeds(
     assert diffs == pytest.approx(expected, abs=1e-4)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == summary
+
+
+def test_training_overrides_reach_the_training_config(benchmark_script: BenchmarkLoader) -> None:
+    for name in ("bbbc021_moa", "compare_extractors"):
+        parse = benchmark_script(name).parse_overrides
+        assert parse(["jitter=0", "blur_p=0.25", "temperature=0.1"]) == {
+            "jitter": 0, "blur_p": 0.25, "temperature": 0.1
+        }
+        assert parse([]) == {}
+        with pytest.raises(SystemExit, match="KEY=VALUE"):
+            parse(["jitter"])
+    import argparse
+
+    compare = benchmark_script("compare_extractors")
+    args = argparse.Namespace(
+        crop_size=256, image_size=64, epochs=2, max_images=10, device="cpu", batch_size=8,
+        objective="simclr", encoder="resnet", temporal_positives=0.5, lr=1e-3, widths=[4, 8],
+        set=["jitter=0", "view_fraction=1.0"],
+    )
+    from phenolapse.training.config import TrainConfig
+
+    cfg = TrainConfig.model_validate(compare._train_settings(args, 3))
+    assert cfg.jitter == 0 and cfg.view_fraction == 1.0 and cfg.seed == 3

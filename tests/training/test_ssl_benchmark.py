@@ -25,7 +25,7 @@ def test_cpu_recipe_beats_its_twin_and_follows_real_growth(
         "--widths", *map(str, recipe.resnet_widths), "--epochs", str(recipe.epochs),
         "--max-images", str(recipe.max_images), "--batch-size", str(recipe.batch_size),
         "--image-size", str(recipe.preprocess.image_size), "--embedding", "pca",
-        "--no-published", "--device", "cpu",
+        "--no-published", "--device", "cpu", "--set", f"jitter={recipe.jitter}",
     ]
     summary = benchmark_script("compare_extractors").main(args)
     vs_random = summary["trained_minus_random"]
