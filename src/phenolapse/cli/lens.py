@@ -33,8 +33,17 @@ def register(app: typer.Typer) -> None:
                 help="Manifest (.parquet/.csv) or features.zarr folder listing the images.",
             ),
         ],
-        weights: Annotated[Path, typer.Option(help="Trained ConvAE weights (F and AE).")],
+        weights: Annotated[
+            Path, typer.Option(help="Trained ConvAE weights (AE; F too without --encoder).")
+        ],
         out: OutDir,
+        encoder: Annotated[
+            Path | None,
+            typer.Option(
+                help="Another trained encoder as F, e.g. a two-view ResNet; --weights is then the "
+                "ConvAE the lens starts from.",
+            ),
+        ] = None,
         config: ConfigFile = None,
         coef: Annotated[
             list[float] | None,
@@ -70,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from phenolapse.report.lens_figures import write_lens_figures
 
         with reported_errors(out):
+            _check_weights(weights)
             cfg = config_from_options(
                 LensConfig,
                 config,
@@ -85,7 +95,7 @@ def register(app: typer.Typer) -> None:
                 progress=progress,
                 preprocess={"image_size": image_size, "crop_size": crop_size},
             )
-            result = run_lens(source, weights=weights, out=out, config=cfg)
+            result = run_lens(source, weights=weights, out=out, config=cfg, encoder=encoder)
             write_lens_figures(result)
         tests = result.tests
         for _, row in tests.iterrows():
@@ -95,3 +105,16 @@ def register(app: typer.Typer) -> None:
                 f"Wilcoxon p={row['wilcoxon_p']:.3g})"
             )
         typer.echo(f"wrote {out}")
+
+
+def _check_weights(weights: Path) -> None:
+    """ConfigError when ``weights`` is a ResNet: the lens starts from a ConvAE."""
+    from phenolapse.errors import ConfigError
+    from phenolapse.models.convae import read_checkpoint
+    from phenolapse.models.resnet import is_resnet_checkpoint
+
+    if is_resnet_checkpoint(read_checkpoint(weights, map_location="cpu")):
+        raise ConfigError(
+            f"--weights {weights} is a ResNet encoder, and the lens starts from a ConvAE: pass the "
+            "ResNet as --encoder and ConvAE weights (e.g. the published ones) as --weights"
+        )

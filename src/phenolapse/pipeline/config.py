@@ -29,6 +29,15 @@ from phenolapse.temporal.config import TemporalConfig
 from phenolapse.training.config import TrainConfig
 
 
+def lens_autoencoder_error(model: str) -> str:
+    """Why the lens cannot run when the run's model, described by ``model``, is not a ConvAE."""
+    return (
+        f"lens_autoencoder is not set and the run's model is {model}: the lens starts from a "
+        "ConvAE, so set lens_autoencoder to ConvAE weights (e.g. the published ones; the model "
+        "then serves as F) or turn the lens off (stages.lens: false)"
+    )
+
+
 class SimulateSpec(BaseModel):
     """A simulated screen as input."""
 
@@ -187,6 +196,14 @@ class PipelineConfig(BaseModel):
         default=None,
         description="Use these ConvAE weights (e.g. the published ones) instead of training.",
     )
+    lens_autoencoder: Path | None = Field(
+        default=None,
+        description=(
+            "ConvAE weights the lens starts from when the run's model is another encoder (a "
+            "ResNet trained with simclr, vicreg or dino), which then serves as F; e.g. the "
+            "published ConvAE weights."
+        ),
+    )
     stages: StagesConfig = Field(
         default_factory=StagesConfig, description="Optional stages on or off."
     )
@@ -206,6 +223,20 @@ class PipelineConfig(BaseModel):
     compare: CompareConfig = Field(
         default_factory=CompareConfig, description="Extractor comparison (``phenolapse compare``)."
     )
+
+    @model_validator(mode="after")
+    def _lens_needs_a_convae(self) -> PipelineConfig:
+        """A run that trains an encoder other than the ConvAE needs ``lens_autoencoder``."""
+        if (
+            self.stages.lens
+            and self.weights is None
+            and self.stages.train
+            and self.train.encoder != "convae"
+            and self.lens_autoencoder is None
+        ):
+            encoder = self.train.encoder
+            raise ValueError(lens_autoencoder_error(f"a {encoder} (train.encoder: {encoder})"))
+        return self
 
     def stage_config(self, section: str) -> Any:
         """The configuration of stage ``section`` as the run uses it.
@@ -229,6 +260,7 @@ class PipelineConfig(BaseModel):
             ("screen.images_dir", self.screen.images_dir),
             ("screen.platemap", self.screen.platemap),
             ("weights", self.weights),
+            ("lens_autoencoder", self.lens_autoencoder),
             ("train.init_weights", self.train.init_weights),
         ]
         checks.append(("compare.weights_dir", self.compare.weights_dir))
@@ -251,6 +283,7 @@ _STAGES = (TrainConfig, EmbedConfig, LensConfig, CompareConfig)
 _PATH_KEYS = (
     ("output_dir",),
     ("weights",),
+    ("lens_autoencoder",),
     ("screen", "images_dir"),
     ("screen", "platemap"),
     ("screen", "growth_exports"),

@@ -25,7 +25,7 @@ from typing import Any
 
 from phenolapse.data.imageio import IMAGE_SUFFIXES
 from phenolapse.errors import ConfigError
-from phenolapse.pipeline.config import PipelineConfig
+from phenolapse.pipeline.config import PipelineConfig, lens_autoencoder_error
 from phenolapse.pipeline.runner import Stage, StageContext, file_fingerprint, files_fingerprint
 
 log = logging.getLogger("phenolapse.pipeline")
@@ -267,7 +267,30 @@ def _temporal_run(ctx: StageContext) -> dict[str, str]:
 
 
 def _lens_fp(ctx: StageContext) -> Any:
-    return {"lens": _config_fp(_stage_config(ctx, "lens")), "weights": _weights_fp(ctx)}
+    ae = _cfg(ctx).lens_autoencoder
+    fp: dict[str, Any] = {"lens": _config_fp(_stage_config(ctx, "lens"))}
+    fp["weights"] = _weights_fp(ctx)
+    if ae is not None:  # only when set: the runs without it keep their keys
+        fp["lens_autoencoder"] = file_fingerprint(Path(ae))
+    return fp
+
+
+def _lens_models(ctx: StageContext) -> tuple[Path, Path | None]:
+    """The lens's ConvAE (``weights``) and other frozen F (``encoder``, None for the ConvAE's).
+
+    A ResNet as the run's model is F; the lens then starts from ``lens_autoencoder``.
+    """
+    from phenolapse.models.convae import read_checkpoint
+    from phenolapse.models.resnet import is_resnet_checkpoint
+
+    model, ae = _weights(ctx), _cfg(ctx).lens_autoencoder
+    if not is_resnet_checkpoint(read_checkpoint(model, map_location="cpu")):
+        if ae is not None:
+            log.warning("lens_autoencoder is not used: the lens starts from the model %s", model)
+        return model, None
+    if ae is None:
+        raise ConfigError(lens_autoencoder_error(f"a ResNet ({model})"))
+    return Path(ae), model
 
 
 def _lens_run(ctx: StageContext) -> dict[str, str]:
@@ -275,11 +298,13 @@ def _lens_run(ctx: StageContext) -> dict[str, str]:
     from phenolapse.report.lens_figures import write_lens_figures
 
     out = ctx.out_dir / "lens"
+    weights, encoder = _lens_models(ctx)
     result = run_lens(
         _manifest(ctx),
-        weights=_weights(ctx),
+        weights=weights,
         out=out,
         config=_stage_config(ctx, "lens"),
+        encoder=encoder,
     )
     write_lens_figures(result)
     return {"dir": "lens", "results": "lens/lens_results.csv"}
