@@ -194,7 +194,10 @@ class PipelineConfig(BaseModel):
     )
     weights: Path | None = Field(
         default=None,
-        description="Use these ConvAE weights (e.g. the published ones) instead of training.",
+        description=(
+            "Use these weights instead of training: a ConvAE (e.g. the published weights) or any "
+            "model ``phenolapse train`` wrote (a ResNet needs ``lens_autoencoder`` for the lens)."
+        ),
     )
     lens_autoencoder: Path | None = Field(
         default=None,
