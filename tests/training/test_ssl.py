@@ -217,6 +217,7 @@ def test_example_recipes_configure_every_stage_alike(name: str) -> None:
     train_cfg = config_from_options(TrainConfig, path, section="train")
     assert train_cfg.objective == "simclr" and train_cfg.encoder == "resnet"
     assert train_cfg.temporal_positives == 0.5
+    assert train_cfg.jitter == 0.0  # brightness is kept as a signal
     size = train_cfg.preprocess.image_size
     assert config_from_options(EmbedConfig, path, section="embed").preprocess.image_size == size
     assert config_from_options(CompareConfig, path, section="compare").preprocess.image_size == size
