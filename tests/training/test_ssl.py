@@ -215,7 +215,7 @@ def test_example_recipes_configure_every_stage_alike(name: str) -> None:
 
     path = Path(__file__).resolve().parents[2] / "examples" / name
     train_cfg = config_from_options(TrainConfig, path, section="train")
-    assert train_cfg.objective == "simclr" and train_cfg.encoder == "resnet"
+    assert train_cfg.objective == "dino" and train_cfg.encoder == "resnet"
     assert train_cfg.temporal_positives == 0.5
     assert train_cfg.jitter == 0.0  # brightness is kept as a signal
     size = train_cfg.preprocess.image_size

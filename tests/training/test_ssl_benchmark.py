@@ -31,7 +31,7 @@ def test_cpu_recipe_beats_its_twin_and_follows_real_growth(
     vs_random = summary["trained_minus_random"]
     vs_classical = summary["trained_minus_classical"]
     assert isinstance(vs_random, dict) and isinstance(vs_classical, dict)
-    # seed 0 measured +0.047, +0.362, +0.102, +0.058 over the twin; -0.004 to classical
+    # seed 0 measured +0.053, +0.281, +0.148, +0.065 over the twin; +0.002 to classical
     assert vs_random["map_vs_drugs"][0] > 0.1
     assert vs_random["map_vs_controls"][0] > 0
     assert vs_random["drug_identity_top1"][0] > 0
@@ -49,6 +49,6 @@ def test_cpu_recipe_beats_its_twin_and_follows_real_growth(
     )
     result = drift[str(model)]
     assert isinstance(result, dict)
-    # distance to the first time point rises with time on both fields (measured 0.975 / 0.936)
+    # distance to the first time point rises with time on both fields (measured 0.924 / 0.871)
     assert result["trained"]["min"] >= 0.8
     assert result["trained"]["min"] > result["random_init"]["min"]
