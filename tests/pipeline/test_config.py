@@ -95,6 +95,6 @@ def test_example_configs_are_valid(example: Path) -> None:
         assert cfg.compare.convae_features == "pooled"
     else:  # the self-supervised recipes: every stage sees the size the encoder was trained at
         size = cfg.train.preprocess.image_size
-        assert cfg.train.objective == "simclr" and cfg.train.encoder == "resnet"
+        assert cfg.train.objective == "dino" and cfg.train.encoder == "resnet"
         assert cfg.preprocess.image_size == cfg.embed.preprocess.image_size == size
         assert cfg.compare.preprocess.image_size == size and not cfg.stages.lens
