@@ -236,3 +236,22 @@ def test_read_yaml_mapping(tmp_path: Path) -> None:
         read_yaml_mapping(tagged)
     with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read the configuration"):
         read_yaml_mapping(tmp_path / "missing.yaml")
+
+
+def test_lock_owner_waits_for_the_holder_to_write_its_record(tmp_path: Path) -> None:
+    import threading
+
+    from phenolapse.io_utils import _lock_owner
+
+    lock = tmp_path / "out.lock"
+    lock.write_text("")  # created by the holder, record not yet written
+    timer = threading.Timer(
+        0.1, lambda: lock.write_text(json.dumps({"pid": 4242, "host": "h1"}))
+    )
+    timer.start()
+    try:
+        assert _lock_owner(lock) == (4242, "h1")
+    finally:
+        timer.join()
+    lock.write_text("not json")
+    assert _lock_owner(lock, attempts=3, wait_s=0.001) == (-1, "")

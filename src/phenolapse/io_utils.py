@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,24 @@ def sweep_temporaries(folder: str | os.PathLike[str], *, depth: int = 3) -> list
     return removed
 
 
+def _lock_owner(path: Path, *, attempts: int = 20, wait_s: float = 0.025) -> tuple[int, str]:
+    """``(pid, host)`` recorded in the lock file ``path``; ``(-1, "")`` when it stays unreadable.
+
+    A holder creates the file and then writes its record, so an empty or partial file is read
+    again for a moment before it counts as unreadable.
+    """
+    for i in range(attempts):
+        try:
+            owner = json.loads(path.read_text())
+            return int(owner["pid"]), str(owner["host"])
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError):
+            if i + 1 < attempts:
+                time.sleep(wait_s)
+    return -1, ""
+
+
 @contextlib.contextmanager
 def exclusive_lock(
     lock: str | os.PathLike[str], *, label: str, sweep: str | os.PathLike[str] | None = None
@@ -258,12 +277,9 @@ def exclusive_lock(
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                owner = json.loads(path.read_text())
-                pid, owner_host = int(owner["pid"]), str(owner["host"])
+                pid, owner_host = _lock_owner(path)
             except FileNotFoundError:
                 continue  # released between our attempts
-            except (OSError, ValueError, KeyError, TypeError):
-                pid, owner_host = -1, ""
             if owner_host == host and pid > 0 and not _pid_alive(pid):
                 path.unlink(missing_ok=True)  # left by a process that died
                 continue
